@@ -1,0 +1,678 @@
+/*
+ * fs_spawn.c -- posix_spawn / vfork spawn primitive (see fs_spawn.h).
+ *
+ * Layout follows CPython's Modules/_posixsubprocess.c: everything that can
+ * allocate or fail is prepared in the parent; the child only runs
+ * async-signal-safe system calls and reports failures without malloc.
+ */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#  define _GNU_SOURCE
+#endif
+#if defined(__APPLE__) && !defined(_DARWIN_C_SOURCE)
+#  define _DARWIN_C_SOURCE
+#endif
+
+#include "fs_spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifdef __linux__
+#  include <sys/syscall.h>
+#endif
+
+extern char **environ;
+
+/* ---- what this libc / kernel offers ------------------------------------ */
+
+#if defined(__GLIBC__) && defined(__GLIBC_PREREQ)
+#  if __GLIBC_PREREQ(2, 29)
+#    define FS_HAVE_ADDCHDIR 1        /* posix_spawn_file_actions_addchdir_np */
+#  endif
+#  if __GLIBC_PREREQ(2, 34)
+#    define FS_HAVE_ADDCLOSEFROM 1    /* posix_spawn_file_actions_addclosefrom_np */
+#  endif
+#  if __GLIBC_PREREQ(2, 26)
+#    define FS_HAVE_SPAWN_SETSID 1
+#  endif
+#elif defined(__APPLE__)
+#  define FS_HAVE_ADDCHDIR 1
+#  define FS_HAVE_SPAWN_SETSID 1
+#  define FS_HAVE_CLOEXEC_DEFAULT 1   /* POSIX_SPAWN_CLOEXEC_DEFAULT */
+#endif
+
+#if defined(FS_HAVE_SPAWN_SETSID) && !defined(POSIX_SPAWN_SETSID)
+#  undef FS_HAVE_SPAWN_SETSID
+#endif
+
+#if defined(__linux__) && defined(SYS_pidfd_open)
+#  define FS_HAVE_PIDFD 1
+#endif
+#if defined(__linux__) && defined(SYS_close_range)
+#  define FS_HAVE_CLOSE_RANGE 1
+#endif
+#if defined(__linux__)
+#  define FS_HAVE_VFORK 1
+#endif
+
+/* Above this many fds to close between pass_fds, posix_spawn's per-fd close
+ * actions stop being cheaper than the vfork child's close_range(). */
+#define FS_MAX_GAP_CLOSES 32
+
+/* POSIX_CALL(): run a call that returns -1 and sets errno; on failure jump
+ * to the local `error` label (the child's single exit). */
+#define POSIX_CALL(call) do { if ((call) == -1) goto error; } while (0)
+
+/* ---- small helpers (parent side) --------------------------------------- */
+
+static void
+close_quietly(int *fd)
+{
+    if (*fd >= 0) {
+        int saved = errno;
+        (void)close(*fd);
+        errno = saved;
+        *fd = -1;
+    }
+}
+
+static int
+make_pipe(int fds[2])
+{
+#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__)
+    return pipe2(fds, O_CLOEXEC);
+#else
+    /* macOS has no pipe2(); no fork can happen between the two calls in
+     * *our* code, and children we start get the flag before exec. */
+    if (pipe(fds) == -1)
+        return -1;
+    if (fcntl(fds[0], F_SETFD, FD_CLOEXEC) == -1
+            || fcntl(fds[1], F_SETFD, FD_CLOEXEC) == -1) {
+        close_quietly(&fds[0]);
+        close_quietly(&fds[1]);
+        return -1;
+    }
+    return 0;
+#endif
+}
+
+/* Everything decided in the parent before the child exists. */
+typedef struct {
+    int src[3];          /* fd to dup2 into 0/1/2, or FS_STDIO_* */
+    int owned[6];        /* fds the parent must close after spawning */
+    int n_owned;
+    sigset_t old_mask;   /* the calling thread's mask, restored in child */
+} fs_plan;
+
+/* The vfork child reports through memory it shares with the parent. The
+ * fork fallback (no vfork) also writes it to a CLOEXEC pipe. */
+typedef struct {
+    volatile int step;
+    volatile int err;
+} fs_report;
+
+static int
+fd_is_open(int fd)
+{
+    return fcntl(fd, F_GETFD) != -1;
+}
+
+static size_t
+gap_closes(const fs_request *req)
+{
+    size_t i, n = 0;
+    int prev = 2;
+    for (i = 0; i < req->n_pass_fds; i++) {
+        if (req->pass_fds[i] > prev + 1)
+            n += (size_t)(req->pass_fds[i] - prev - 1);
+        prev = req->pass_fds[i];
+    }
+    return n;
+}
+
+int
+fs_spawn_method(const fs_request *req)
+{
+    int posix_ok = !(req->flags & FS_FORCE_VFORK)
+        && req->umask < 0 && req->uid < 0 && req->gid < 0
+        && req->n_groups < 0
+        && req->pgroup <= 0;   /* joining another group: vfork reports EPERM
+                                  precisely, posix_spawn cannot say which
+                                  step failed */
+#ifndef FS_HAVE_ADDCHDIR
+    if (req->cwd != NULL)
+        posix_ok = 0;
+#endif
+#ifndef FS_HAVE_SPAWN_SETSID
+    if (req->flags & FS_SETSID)
+        posix_ok = 0;
+#endif
+    if (req->flags & FS_CLOSE_FDS) {
+#if defined(FS_HAVE_ADDCLOSEFROM)
+        if (gap_closes(req) > FS_MAX_GAP_CLOSES)
+            posix_ok = 0;
+#elif defined(FS_HAVE_CLOEXEC_DEFAULT)
+        /* macOS: CLOEXEC_DEFAULT closes all but what the actions name. */
+#else
+        posix_ok = 0;
+#endif
+    }
+#ifdef FS_HAVE_VFORK
+    return posix_ok ? FS_VIA_POSIX_SPAWN : FS_VIA_VFORK;
+#else
+    return posix_ok ? FS_VIA_POSIX_SPAWN : FS_VIA_FORK;
+#endif
+}
+
+int
+fs_features(void)
+{
+    int f = (1 << FS_VIA_POSIX_SPAWN);
+#ifdef FS_HAVE_VFORK
+    f |= (1 << FS_VIA_VFORK);
+#else
+    f |= (1 << FS_VIA_FORK);
+#endif
+#ifdef FS_HAVE_ADDCHDIR
+    f |= FS_FEAT_ADDCHDIR;
+#endif
+#ifdef FS_HAVE_ADDCLOSEFROM
+    f |= FS_FEAT_ADDCLOSEFROM;
+#endif
+#ifdef FS_HAVE_PIDFD
+    f |= FS_FEAT_PIDFD;
+#endif
+#ifdef FS_HAVE_CLOSE_RANGE
+    f |= FS_FEAT_CLOSE_RANGE;
+#endif
+    return f;
+}
+
+/* Create pipes, validate given fds and move any source fd that sits on
+ * another slot's number (0..2) out of the way. On failure closes what it
+ * opened and returns -1 (errno set), or returns 1 for a bad fd that the
+ * child would have hit in dup2 (reported as a child step, like CPython). */
+static int
+plan_stdio(const fs_request *req, fs_plan *plan, fs_result *res)
+{
+    int i;
+    plan->n_owned = 0;
+    for (i = 0; i < 3; i++) {
+        int kind = req->stdio[i];
+        plan->src[i] = kind;
+        if (kind == FS_STDIO_PIPE) {
+            int p[2];
+            if (make_pipe(p) == -1)
+                return -1;
+            /* stdin: child reads p[0]; stdout/stderr: child writes p[1]. */
+            res->pipes[i] = (i == 0) ? p[1] : p[0];
+            plan->src[i] = (i == 0) ? p[0] : p[1];
+            plan->owned[plan->n_owned++] = plan->src[i];
+        }
+        else if (kind >= 0 && !fd_is_open(kind)) {
+            res->err_step = FS_STEP_OTHER;
+            res->err_errno = EBADF;
+            return 1;
+        }
+    }
+    for (i = 0; i < 3; i++) {
+        int s = plan->src[i];
+        if (s >= 0 && s < 3 && s != i) {
+            int moved = fcntl(s, F_DUPFD_CLOEXEC, 3);
+            if (moved == -1)
+                return -1;
+            plan->owned[plan->n_owned++] = moved;
+            plan->src[i] = moved;
+        }
+    }
+    return 0;
+}
+
+static void
+unplan(fs_plan *plan)
+{
+    int i;
+    for (i = 0; i < plan->n_owned; i++)
+        close_quietly(&plan->owned[i]);
+    plan->n_owned = 0;
+}
+
+/* ---- the posix_spawn path ----------------------------------------------- */
+
+/* posix_spawn reports one errno for chdir and exec alike. Find out which:
+ * if cwd cannot be entered, that is the failure, as with chdir(2). */
+static int
+diagnose_cwd(const char *cwd)
+{
+    struct stat st;
+    if (stat(cwd, &st) == -1)
+        return errno;
+    if (!S_ISDIR(st.st_mode))
+        return ENOTDIR;
+    if (faccessat(AT_FDCWD, cwd, X_OK, AT_EACCESS) == -1)
+        return errno;
+    return 0;
+}
+
+static int
+spawn_posix(const fs_request *req, const fs_plan *plan, fs_result *res)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    short flags = 0;
+    int r, i;
+    pid_t pid;
+
+    if ((r = posix_spawn_file_actions_init(&fa)) != 0) {
+        errno = r;
+        return -1;
+    }
+    if ((r = posix_spawnattr_init(&attr)) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        errno = r;
+        return -1;
+    }
+
+#define FA(call) do { if ((r = (call)) != 0) goto done; } while (0)
+    for (i = 0; i < 3; i++) {
+        int s = plan->src[i];
+        if (s == FS_STDIO_DEVNULL)
+            FA(posix_spawn_file_actions_addopen(&fa, i, "/dev/null", O_RDWR, 0));
+        else if (s == FS_STDIO_STDOUT)
+            FA(posix_spawn_file_actions_adddup2(&fa, 1, 2));
+        else if (s >= 0)
+            /* dup2(fd, fd) clears FD_CLOEXEC (glibc >= 2.29, macOS). */
+            FA(posix_spawn_file_actions_adddup2(&fa, s, i));
+    }
+    for (i = 0; i < (int)req->n_pass_fds; i++) {
+#ifdef FS_HAVE_CLOEXEC_DEFAULT
+        FA(posix_spawn_file_actions_addinherit_np(&fa, req->pass_fds[i]));
+#else
+        FA(posix_spawn_file_actions_adddup2(&fa, req->pass_fds[i],
+                                            req->pass_fds[i]));
+#endif
+    }
+#ifdef FS_HAVE_CLOEXEC_DEFAULT
+    if (req->flags & FS_CLOSE_FDS) {
+        /* Keep the three standard fds: everything else is closed. */
+        for (i = 0; i < 3; i++)
+            if (plan->src[i] == FS_STDIO_INHERIT)
+                FA(posix_spawn_file_actions_addinherit_np(&fa, i));
+        flags |= POSIX_SPAWN_CLOEXEC_DEFAULT;
+    }
+#elif defined(FS_HAVE_ADDCLOSEFROM)
+    if (req->flags & FS_CLOSE_FDS) {
+        int prev = 2, fd;
+        for (i = 0; i < (int)req->n_pass_fds; i++) {
+            for (fd = prev + 1; fd < req->pass_fds[i]; fd++)
+                FA(posix_spawn_file_actions_addclose(&fa, fd));
+            prev = req->pass_fds[i];
+        }
+        FA(posix_spawn_file_actions_addclosefrom_np(&fa, prev + 1));
+    }
+#endif
+#ifdef FS_HAVE_ADDCHDIR
+    if (req->cwd != NULL)
+        FA(posix_spawn_file_actions_addchdir_np(&fa, req->cwd));
+#endif
+
+    if (req->flags & FS_RESTORE_SIGNALS) {
+        sigset_t dfl;
+        sigemptyset(&dfl);
+        sigaddset(&dfl, SIGPIPE);
+#ifdef SIGXFZ
+        sigaddset(&dfl, SIGXFZ);
+#endif
+#ifdef SIGXFSZ
+        sigaddset(&dfl, SIGXFSZ);
+#endif
+        FA(posix_spawnattr_setsigdefault(&attr, &dfl));
+        flags |= POSIX_SPAWN_SETSIGDEF;
+    }
+#ifdef FS_HAVE_SPAWN_SETSID
+    if (req->flags & FS_SETSID)
+        flags |= POSIX_SPAWN_SETSID;
+#endif
+    if (req->pgroup >= 0) {
+        FA(posix_spawnattr_setpgroup(&attr, req->pgroup));
+        flags |= POSIX_SPAWN_SETPGROUP;
+    }
+    FA(posix_spawnattr_setflags(&attr, flags));
+#undef FA
+
+    r = posix_spawn(&pid, req->path, &fa, &attr, req->argv,
+                    req->envp ? req->envp : environ);
+    res->method = FS_VIA_POSIX_SPAWN;
+    if (r == 0) {
+        res->pid = pid;
+    }
+    else {
+        int cwd_err = req->cwd ? diagnose_cwd(req->cwd) : 0;
+        res->err_step = cwd_err ? FS_STEP_CHDIR : FS_STEP_EXEC;
+        res->err_errno = cwd_err ? cwd_err : r;
+        r = 0;
+    }
+
+done:
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&fa);
+    if (r != 0) {
+        errno = r;
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the vfork / fork path ---------------------------------------------- */
+
+static void
+child_report(fs_report *rep, int errpipe, int step, int err)
+{
+    rep->step = step;
+    rep->err = err;
+    if (errpipe >= 0) {
+        int msg[2];
+        msg[0] = step;
+        msg[1] = err;
+        /* Best effort: the parent treats a short read as an exec error. */
+        while (write(errpipe, msg, sizeof msg) == -1 && errno == EINTR)
+            ;
+    }
+}
+
+static int
+child_clear_cloexec(int fd)
+{
+    int fl = fcntl(fd, F_GETFD);
+    if (fl == -1)
+        return -1;
+    if (fl & FD_CLOEXEC)
+        return fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+    return 0;
+}
+
+/* Close [lo, hi] (hi < 0: to the end) in the child, async-signal-safely. */
+static void
+child_close_range(int lo, int hi, int keep)
+{
+    int fd, max;
+    struct rlimit rl;
+#ifdef FS_HAVE_CLOSE_RANGE
+    if (keep < lo || (hi >= 0 && keep > hi)) {
+        if (syscall(SYS_close_range, (unsigned int)lo,
+                    hi < 0 ? ~0U : (unsigned int)hi, 0) == 0)
+            return;
+    }
+#endif
+    /* No close_range (or the error pipe sits inside): close one by one. */
+    max = (int)sysconf(_SC_OPEN_MAX);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+            && (long)rl.rlim_cur > max)
+        max = (int)rl.rlim_cur;
+    if (max < 0 || max > 65536)
+        max = 65536;
+    if (hi < 0 || hi >= max)
+        hi = max - 1;
+    for (fd = lo; fd <= hi; fd++)
+        if (fd != keep)
+            (void)close(fd);
+}
+
+static void
+child_reset_signals(int restore)
+{
+    int sig;
+    struct sigaction sa, dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    for (sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        /* libcs return EINVAL for signals they use internally: skip. */
+        if (sigaction(sig, NULL, &sa) == -1)
+            continue;
+        /* sa_handler and sa_sigaction share storage; SIG_DFL and SIG_IGN
+         * read the same through either. */
+        if (sa.sa_handler == SIG_DFL)
+            continue;
+        if (sa.sa_handler == SIG_IGN) {
+            int reset = 0;
+            if (restore) {
+                reset = sig == SIGPIPE;
+#ifdef SIGXFSZ
+                reset = reset || sig == SIGXFSZ;
+#endif
+#ifdef SIGXFZ
+                reset = reset || sig == SIGXFZ;
+#endif
+            }
+            if (!reset)
+                continue;
+        }
+        /* A handler of the parent must never run in the vfork child, which
+         * shares the parent's memory: default it before unblocking. */
+        (void)sigaction(sig, &dfl, NULL);
+    }
+}
+
+/*
+ * The child after vfork() (or fork() where vfork is not used).
+ *
+ * CONTRACT -- this runs in the parent's address space with the parent
+ * suspended (vfork). It must:
+ *   - call only async-signal-safe functions (POSIX.1-2008 list) and raw
+ *     system calls: no malloc/free, no stdio, no locks, no Python API;
+ *   - not return: it ends in execve() or _exit(127);
+ *   - write nothing in parent memory except *rep (the failure report);
+ *   - not touch errno-based state of other threads (errno is per-thread
+ *     and the child runs on the calling thread's TLS: it may set it).
+ * All signals are blocked on entry; handlers are reset to SIG_DFL before
+ * the caller's mask is restored just before exec.
+ */
+__attribute__((noinline, noreturn)) static void
+child_exec(const fs_request *req, const fs_plan *plan, fs_report *rep,
+           int errpipe)
+{
+    int i, step = FS_STEP_OTHER;
+
+    child_reset_signals(req->flags & FS_RESTORE_SIGNALS);
+
+    for (i = 0; i < 3; i++) {
+        int s = plan->src[i];
+        if (s == FS_STDIO_INHERIT)
+            continue;
+        if (s == FS_STDIO_DEVNULL) {
+            int fd = open("/dev/null", O_RDWR);
+            POSIX_CALL(fd);
+            if (fd != i) {
+                POSIX_CALL(dup2(fd, i));
+                (void)close(fd);
+            }
+        }
+        else if (s == FS_STDIO_STDOUT) {
+            POSIX_CALL(dup2(1, 2));
+        }
+        else if (s == i) {
+            POSIX_CALL(child_clear_cloexec(i));
+        }
+        else {
+            POSIX_CALL(dup2(s, i));   /* the copy never has FD_CLOEXEC */
+        }
+    }
+    for (i = 0; i < (int)req->n_pass_fds; i++)
+        POSIX_CALL(child_clear_cloexec(req->pass_fds[i]));
+    if (req->flags & FS_CLOSE_FDS) {
+        int prev = 2;
+        for (i = 0; i < (int)req->n_pass_fds; i++) {
+            if (req->pass_fds[i] > prev + 1)
+                child_close_range(prev + 1, req->pass_fds[i] - 1, errpipe);
+            prev = req->pass_fds[i];
+        }
+        child_close_range(prev + 1, -1, errpipe);
+    }
+    if (req->cwd != NULL) {
+        step = FS_STEP_CHDIR;
+        POSIX_CALL(chdir(req->cwd));
+        step = FS_STEP_OTHER;
+    }
+    if (req->umask >= 0)
+        (void)umask((mode_t)req->umask);
+    if (req->flags & FS_SETSID)
+        POSIX_CALL(setsid());
+    if (req->pgroup >= 0)
+        POSIX_CALL(setpgid(0, req->pgroup));
+    if (req->n_groups >= 0)
+        POSIX_CALL(setgroups((size_t)req->n_groups, req->groups));
+    if (req->gid >= 0)
+        POSIX_CALL(setregid((gid_t)req->gid, (gid_t)req->gid));
+    if (req->uid >= 0)
+        POSIX_CALL(setreuid((uid_t)req->uid, (uid_t)req->uid));
+
+    (void)sigprocmask(SIG_SETMASK, &plan->old_mask, NULL);
+    step = FS_STEP_EXEC;
+    execve(req->path, req->argv, req->envp ? req->envp : environ);
+
+error:
+    child_report(rep, errpipe, step, errno);
+    _exit(127);
+}
+
+static int
+spawn_vfork(const fs_request *req, fs_plan *plan, fs_result *res)
+{
+    sigset_t all;
+    fs_report rep;
+    pid_t pid;
+    int saved_errno = 0;
+    int errpipe[2] = {-1, -1};
+
+    rep.step = FS_STEP_OK;
+    rep.err = 0;
+#ifndef FS_HAVE_VFORK
+    if (make_pipe(errpipe) == -1)
+        return -1;
+#endif
+    sigfillset(&all);
+    /* Block everything: no handler may run in the child, which shares our
+     * memory; the child resets handlers before restoring this mask. */
+    if ((saved_errno = pthread_sigmask(SIG_BLOCK, &all, &plan->old_mask))) {
+        close_quietly(&errpipe[0]);
+        close_quietly(&errpipe[1]);
+        errno = saved_errno;
+        return -1;
+    }
+#ifdef FS_HAVE_VFORK
+    pid = vfork();
+#else
+    pid = fork();
+#endif
+    if (pid == 0)
+        child_exec(req, plan, &rep, errpipe[1]);
+    saved_errno = errno;
+    (void)pthread_sigmask(SIG_SETMASK, &plan->old_mask, NULL);
+#ifdef FS_HAVE_VFORK
+    res->method = FS_VIA_VFORK;
+#else
+    res->method = FS_VIA_FORK;
+#endif
+    if (pid == -1) {
+        close_quietly(&errpipe[0]);
+        close_quietly(&errpipe[1]);
+        errno = saved_errno;
+        return -1;
+    }
+#ifndef FS_HAVE_VFORK
+    close_quietly(&errpipe[1]);
+    {
+        int msg[2];
+        ssize_t n;
+        do {
+            n = read(errpipe[0], msg, sizeof msg);
+        } while (n == -1 && errno == EINTR);
+        if (n == (ssize_t)sizeof msg) {
+            rep.step = msg[0];
+            rep.err = msg[1];
+        }
+        else if (n > 0) {
+            rep.step = FS_STEP_EXEC;
+            rep.err = EIO;
+        }
+    }
+    close_quietly(&errpipe[0]);
+#endif
+    if (rep.step != FS_STEP_OK) {
+        int st;
+        while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
+            ;
+        res->err_step = rep.step;
+        res->err_errno = rep.err;
+        return 0;
+    }
+    res->pid = pid;
+    return 0;
+}
+
+/* ---- the entry point ------------------------------------------------------ */
+
+int
+fs_spawn(const fs_request *req, fs_result *res)
+{
+    fs_plan plan;
+    int i, rc, saved;
+
+    res->pid = -1;
+    res->pidfd = -1;
+    res->pipes[0] = res->pipes[1] = res->pipes[2] = -1;
+    res->method = 0;
+    res->err_step = FS_STEP_OK;
+    res->err_errno = 0;
+
+    rc = plan_stdio(req, &plan, res);
+    if (rc == 0) {
+        /* An invalid pass_fds entry fails in the child's fcntl in CPython;
+         * say so without starting one. */
+        for (i = 0; i < (int)req->n_pass_fds; i++) {
+            if (!fd_is_open(req->pass_fds[i])) {
+                res->err_step = FS_STEP_OTHER;
+                res->err_errno = EBADF;
+                rc = 1;
+                break;
+            }
+        }
+    }
+    if (rc == 0) {
+        if (fs_spawn_method(req) == FS_VIA_POSIX_SPAWN)
+            rc = spawn_posix(req, &plan, res);
+        else
+            rc = spawn_vfork(req, &plan, res);
+    }
+    saved = errno;
+    unplan(&plan);
+    if (rc != 0 || res->err_step != FS_STEP_OK) {
+        for (i = 0; i < 3; i++)
+            close_quietly(&res->pipes[i]);
+        res->pid = -1;
+        errno = saved;
+        return rc < 0 ? -1 : 0;
+    }
+#ifdef FS_HAVE_PIDFD
+    if (req->flags & FS_WANT_PIDFD) {
+        /* Race-free: the child is ours and not reaped yet. Failure (old
+         * kernel, EMFILE) only loses the optimisation. */
+        long fd = syscall(SYS_pidfd_open, res->pid, 0);
+        res->pidfd = fd >= 0 ? (int)fd : -1;
+    }
+#endif
+    return 0;
+}

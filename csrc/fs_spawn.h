@@ -1,0 +1,101 @@
+/*
+ * fs_spawn.h -- the one low-level spawn primitive of fastspawn.
+ *
+ * Every higher layer (the spawn* family, Popen, pipelines) calls fs_spawn().
+ * It chooses the cheapest mechanism that can express the request:
+ *
+ *   FS_VIA_POSIX_SPAWN  posix_spawn(3) with file actions and attributes;
+ *   FS_VIA_VFORK        vfork(2) + an async-signal-safe child (Linux), or
+ *                       fork(2) with the same child elsewhere, for what
+ *                       posix_spawn cannot say (umask, uid/gid, pass_fds
+ *                       with close-the-rest, chdir on old libcs).
+ *
+ * Running Python code in the child (preexec_fn) is not this file's job: the
+ * Python layer hands such requests to the interpreter's own fork machinery.
+ *
+ * The primitive tries exactly one path. Searching PATH is decided once, in
+ * fastspawn/_execpath.py, which calls this once per candidate.
+ */
+#ifndef FASTSPAWN_FS_SPAWN_H
+#define FASTSPAWN_FS_SPAWN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* What to give the child as fd 0, 1 or 2 (fs_stdio.kind). A value >= 0 is
+ * an fd of the parent to dup2() into place. */
+#define FS_STDIO_INHERIT  (-1)
+#define FS_STDIO_PIPE     (-2)   /* new pipe; the parent end is returned */
+#define FS_STDIO_DEVNULL  (-3)   /* /dev/null, O_RDWR */
+#define FS_STDIO_STDOUT   (-4)   /* stderr only: same as the child's stdout */
+
+/* How the child was started (fs_result.method). */
+#define FS_VIA_POSIX_SPAWN 1
+#define FS_VIA_VFORK       2
+#define FS_VIA_FORK        3
+
+/* Which step failed in the child (fs_result.err_step). */
+#define FS_STEP_OK     0
+#define FS_STEP_EXEC   1   /* execve() of the path */
+#define FS_STEP_CHDIR  2   /* chdir(cwd) */
+#define FS_STEP_OTHER  3   /* anything else before exec: dup2, open, setsid,
+                              setpgid, setgroups, setgid, setuid, ... */
+
+/* Flags (fs_request.flags). */
+#define FS_CLOSE_FDS        0x01  /* close every fd >= 3 but pass_fds */
+#define FS_SETSID           0x02
+#define FS_RESTORE_SIGNALS  0x04  /* SIGPIPE, SIGXFSZ (, SIGXFZ) -> SIG_DFL */
+#define FS_WANT_PIDFD       0x08  /* return a pidfd for the child (Linux) */
+#define FS_FORCE_VFORK      0x10  /* testing: skip the posix_spawn path */
+
+typedef struct {
+    const char *path;           /* file to execute, never searched */
+    char *const *argv;          /* NULL terminated */
+    char *const *envp;          /* NULL terminated, or NULL: inherit environ */
+    int stdio[3];               /* FS_STDIO_* or an fd */
+    const int *pass_fds;        /* sorted ascending, all >= 3 */
+    size_t n_pass_fds;
+    const char *cwd;            /* NULL: inherit */
+    int flags;                  /* FS_* flags */
+    pid_t pgroup;               /* -1: none; 0: own group; >0: join */
+    int umask;                  /* -1: inherit */
+    int uid;                    /* -1: inherit */
+    int gid;                    /* -1: inherit */
+    const gid_t *groups;        /* supplementary groups, if n_groups >= 0 */
+    long n_groups;              /* -1: inherit */
+} fs_request;
+
+typedef struct {
+    pid_t pid;                  /* child pid, or -1 when err_step != OK */
+    int pidfd;                  /* -1 unless FS_WANT_PIDFD and supported */
+    int pipes[3];               /* parent ends: stdin writer, stdout reader,
+                                   stderr reader; -1 where no pipe */
+    int method;                 /* FS_VIA_* used */
+    int err_step;               /* FS_STEP_*: a failure in the child */
+    int err_errno;              /* errno of that failure */
+} fs_result;
+
+/*
+ * Spawn one child. Returns 0 when the request was carried out: either the
+ * child runs (res->err_step == FS_STEP_OK) or it failed before or at exec
+ * (res->err_step and res->err_errno say where and why; the failed child is
+ * already reaped and no pipe is left open). Returns -1 with errno set when
+ * the parent itself could not proceed (pipe2, vfork, posix_spawn setup...);
+ * nothing is left open then either.
+ *
+ * Thread-safe and does not touch Python: call it with the GIL released.
+ */
+int fs_spawn(const fs_request *req, fs_result *res);
+
+/* Which mechanism fs_spawn() would pick for this request (FS_VIA_*). */
+int fs_spawn_method(const fs_request *req);
+
+/* Mechanisms this build supports, as a bit set of (1 << FS_VIA_*), and
+ * whether posix_spawn can chdir / closefrom (for tests and docs). */
+int fs_features(void);
+#define FS_FEAT_ADDCHDIR     0x100
+#define FS_FEAT_ADDCLOSEFROM 0x200
+#define FS_FEAT_PIDFD        0x400
+#define FS_FEAT_CLOSE_RANGE  0x800
+
+#endif /* FASTSPAWN_FS_SPAWN_H */

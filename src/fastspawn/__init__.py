@@ -1,0 +1,44 @@
+"""fastspawn: faster, safer process spawning for POSIX.
+
+The os-style spawn family (``spawnv``, ``spawnvpe``, ...), ``system`` and
+``popen``, on a C core that uses posix_spawn where it can and vfork where it
+must (pure-Python fallback: ``FASTSPAWN_NO_EXTENSIONS=1``).
+"""
+import os as _os
+
+if _os.name != "posix":
+    raise ImportError(
+        "fastspawn supports POSIX systems only (Linux, macOS); "
+        f"this is os.name={_os.name!r}. Use the subprocess module here.")
+
+from . import _backend
+from ._osfuncs import (
+    P_NOWAIT, P_NOWAITO, P_WAIT, popen, spawnl, spawnle, spawnlp, spawnlpe,
+    spawnv, spawnve, spawnvp, spawnvpe, system,
+)
+
+__version__ = "0.1.0"
+
+#: True when the compiled backend is the live one.
+USE_EXTENSIONS: bool = _backend.USE_EXTENSIONS
+
+
+def _read_build_warning():
+    path = _os.path.join(_os.path.dirname(__file__), "_build_warning.txt")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+#: The installer's warning when the C extension failed to build, else None.
+BUILD_WARNING = _read_build_warning()
+
+__all__ = [
+    "USE_EXTENSIONS", "BUILD_WARNING", "__version__",
+    "P_WAIT", "P_NOWAIT", "P_NOWAITO",
+    "spawnl", "spawnle", "spawnlp", "spawnlpe",
+    "spawnv", "spawnve", "spawnvp", "spawnvpe",
+    "system", "popen",
+]

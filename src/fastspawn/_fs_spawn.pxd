@@ -1,0 +1,36 @@
+# Declarations of csrc/fs_spawn.h (one .pxd per C header).
+from posix.types cimport pid_t, gid_t
+
+cdef extern from "fs_spawn.h" nogil:
+    int FS_STDIO_INHERIT, FS_STDIO_PIPE, FS_STDIO_DEVNULL, FS_STDIO_STDOUT
+    int FS_VIA_POSIX_SPAWN, FS_VIA_VFORK, FS_VIA_FORK
+    int FS_STEP_OK, FS_STEP_EXEC, FS_STEP_CHDIR, FS_STEP_OTHER
+    int FS_CLOSE_FDS, FS_SETSID, FS_RESTORE_SIGNALS, FS_WANT_PIDFD, FS_FORCE_VFORK
+
+    ctypedef struct fs_request:
+        const char *path
+        char *const *argv
+        char *const *envp
+        int stdio[3]
+        const int *pass_fds
+        size_t n_pass_fds
+        const char *cwd
+        int flags
+        pid_t pgroup
+        int umask
+        int uid
+        int gid
+        const gid_t *groups
+        long n_groups
+
+    ctypedef struct fs_result:
+        pid_t pid
+        int pidfd
+        int pipes[3]
+        int method
+        int err_step
+        int err_errno
+
+    int fs_spawn(const fs_request *req, fs_result *res)
+    int fs_spawn_method(const fs_request *req)
+    int fs_features()

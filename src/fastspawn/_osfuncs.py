@@ -1,0 +1,187 @@
+"""The ``os``-style API: the spawn family named by the exec conventions
+(l = args listed, v = args vector, p = PATH search, e = explicit
+environment), ``system`` and ``popen``.
+
+Signatures, return values and argument checks are those of ``os.spawn*``,
+``os.system`` and ``os.popen``. One deliberate difference: a program that
+cannot be executed raises ``FileNotFoundError``/``PermissionError``/...
+instead of the child silently exiting with 127.
+"""
+import io
+import os
+import signal
+import sys
+import threading
+
+from ._constants import CLOSE_FDS, RESTORE_SIGNALS, STDIO_PIPE
+from ._encode import encode_argv, encode_env, fsencode
+from ._launch import launch
+
+__all__ = [
+    "P_WAIT", "P_NOWAIT", "P_NOWAITO",
+    "spawnl", "spawnle", "spawnlp", "spawnlpe",
+    "spawnv", "spawnve", "spawnvp", "spawnvpe",
+    "system", "popen",
+]
+
+P_WAIT = os.P_WAIT
+P_NOWAIT = os.P_NOWAIT
+P_NOWAITO = os.P_NOWAITO
+
+_waitpid = os.waitpid
+_WIFSTOPPED = os.WIFSTOPPED
+_to_exitcode = os.waitstatus_to_exitcode
+
+
+def _wait_exitcode(pid):
+    while True:
+        _, sts = _waitpid(pid, 0)
+        if not _WIFSTOPPED(sts):
+            return _to_exitcode(sts)
+
+
+def _spawnvef(mode, file, args, env, search):
+    # The checks os._spawnvef makes in the parent, with its messages.
+    if not isinstance(args, (tuple, list)):
+        raise TypeError("argv must be a tuple or a list")
+    if not args or not args[0]:
+        raise ValueError("argv first element cannot be empty")
+    argv = encode_argv(args)
+    envp = None if env is None else encode_env(env)
+    res = launch(fsencode(file), argv, envp, search=search, path_env=env,
+                 filename=file)
+    pid = res[0]
+    if mode == P_NOWAIT:
+        return pid
+    return _wait_exitcode(pid)
+
+
+def spawnv(mode, path, args):
+    """spawnv(mode, path, args) -> integer: execute ``path`` with ``args``.
+
+    P_NOWAIT returns the pid; P_WAIT the exit code, or -signal if killed."""
+    return _spawnvef(mode, path, args, None, False)
+
+
+def spawnve(mode, path, args, env):
+    """spawnve(mode, path, args, env): spawnv with the environment ``env``."""
+    return _spawnvef(mode, path, args, env, False)
+
+
+def spawnvp(mode, file, args):
+    """spawnvp(mode, file, args): spawnv searching PATH for ``file``."""
+    return _spawnvef(mode, file, args, None, True)
+
+
+def spawnvpe(mode, file, args, env):
+    """spawnvpe(mode, file, args, env): spawnvp with the environment ``env``
+    (whose PATH is the one searched)."""
+    return _spawnvef(mode, file, args, env, True)
+
+
+def spawnl(mode, path, *args):
+    """spawnl(mode, path, *args): spawnv with the arguments listed."""
+    return spawnv(mode, path, args)
+
+
+def spawnle(mode, path, *args):
+    """spawnle(mode, path, *args, env): spawnve, arguments listed, the
+    environment last."""
+    env = args[-1]
+    return spawnve(mode, path, args[:-1], env)
+
+
+def spawnlp(mode, file, *args):
+    """spawnlp(mode, file, *args): spawnvp with the arguments listed."""
+    return spawnvp(mode, file, args)
+
+
+def spawnlpe(mode, file, *args):
+    """spawnlpe(mode, file, *args, env): spawnvpe, arguments listed, the
+    environment last."""
+    env = args[-1]
+    return spawnvpe(mode, file, args[:-1], env)
+
+
+_SH = b"/bin/sh"
+
+
+def _shell(command):
+    return [b"sh", b"-c", fsencode(command)]
+
+
+def system(command):
+    """Run ``command`` with /bin/sh; return the wait status, like os.system.
+
+    Like system(3), the caller ignores SIGINT and SIGQUIT while it waits
+    (from the main thread, where Python can change dispositions), so that
+    ^C stops the command, not the caller."""
+    pid = launch(_SH, _shell(command), None)[0]
+    saved = None
+    if threading.current_thread() is threading.main_thread():
+        saved = (signal.signal(signal.SIGINT, signal.SIG_IGN),
+                 signal.signal(signal.SIGQUIT, signal.SIG_IGN))
+    try:
+        while True:
+            try:
+                return _waitpid(pid, 0)[1]
+            except InterruptedError:  # pragma: no cover - PEP 475 retries
+                continue
+    finally:
+        if saved is not None:
+            signal.signal(signal.SIGINT, saved[0])
+            signal.signal(signal.SIGQUIT, saved[1])
+
+
+class _Child:
+    """What os._wrap_close needs of a process: wait() -> returncode."""
+
+    __slots__ = ("pid", "returncode")
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.returncode = None
+
+    def wait(self):
+        if self.returncode is None:
+            self.returncode = _wait_exitcode(self.pid)
+        return self.returncode
+
+
+def popen(cmd, mode="r", buffering=-1):
+    """Open a pipe to or from ``cmd`` run by /bin/sh, like os.popen: the
+    text stream's close() returns None on success, else the exit status
+    shifted left by 8."""
+    if not isinstance(cmd, str):
+        raise TypeError("invalid cmd type (%s, expected string)" % type(cmd))
+    if mode not in ("r", "w"):
+        raise ValueError("invalid mode %r" % mode)
+    if buffering == 0 or buffering is None:
+        raise ValueError("popen() does not support unbuffered streams")
+    # subprocess.Popen(cmd, shell=True, text=True, bufsize=buffering) with
+    # its defaults close_fds=True, restore_signals=True, as os.popen does.
+    flags = CLOSE_FDS | RESTORE_SIGNALS
+    if mode == "r":
+        res = launch(_SH, _shell(cmd), None, stdout=STDIO_PIPE, flags=flags)
+        fd = res[3]
+    else:
+        res = launch(_SH, _shell(cmd), None, stdin=STDIO_PIPE, flags=flags)
+        fd = res[2]
+    line_buffering = buffering == 1
+    raw = io.open(fd, mode + "b", -1 if line_buffering else buffering)
+    encoding = "utf-8" if sys.flags.utf8_mode else _locale_encoding()
+    if mode == "r":
+        stream = io.TextIOWrapper(raw, encoding=encoding)
+    else:
+        stream = io.TextIOWrapper(raw, write_through=True,
+                                  line_buffering=line_buffering,
+                                  encoding=encoding)
+    return os._wrap_close(stream, _Child(res[0]))
+
+
+def _locale_encoding():
+    import locale
+    getencoding = getattr(locale, "getencoding", None)  # Python >= 3.11
+    if getencoding is not None:
+        return getencoding()
+    return locale.getpreferredencoding(False)

@@ -83,7 +83,8 @@ def extensions():
         ldflags += [f"-fsanitize={SANITIZE}"]
     ext = Extension(
         "fastspawn._spawn_c",
-        sources=["src/fastspawn/_spawn_c.pyx", "csrc/fs_spawn.c"],
+        sources=["src/fastspawn/_spawn_c.pyx", "csrc/fs_spawn.c",
+                 "csrc/fs_io.c"],
         include_dirs=["csrc"],
         extra_compile_args=cflags,
         extra_link_args=ldflags,

@@ -264,6 +264,19 @@ diagnose_cwd(const char *cwd)
     return 0;
 }
 
+#ifdef __GLIBC__
+static void
+glibc_internal_signals_default(sigset_t *set)
+{
+    /* Signals 32 and 33 (SIGRTMIN - 2 and - 1 as glibc reserves them). */
+    unsigned long *words = (unsigned long *)(void *)set;
+    const int bits = (int)(8 * sizeof(unsigned long));
+    int sig;
+    for (sig = 32; sig <= 33; sig++)
+        words[(sig - 1) / bits] |= 1UL << ((sig - 1) % bits);
+}
+#endif
+
 static int
 spawn_posix(const fs_request *req, const fs_plan *plan, fs_result *res)
 {
@@ -326,18 +339,34 @@ spawn_posix(const fs_request *req, const fs_plan *plan, fs_result *res)
         FA(posix_spawn_file_actions_addchdir_np(&fa, req->cwd));
 #endif
 
-    if (req->flags & FS_RESTORE_SIGNALS) {
+    {
         sigset_t dfl;
+        int use_dfl = 0;
         sigemptyset(&dfl);
-        sigaddset(&dfl, SIGPIPE);
+        if (req->flags & FS_RESTORE_SIGNALS) {
+            sigaddset(&dfl, SIGPIPE);
 #ifdef SIGXFZ
-        sigaddset(&dfl, SIGXFZ);
+            sigaddset(&dfl, SIGXFZ);
 #endif
 #ifdef SIGXFSZ
-        sigaddset(&dfl, SIGXFSZ);
+            sigaddset(&dfl, SIGXFSZ);
 #endif
-        FA(posix_spawnattr_setsigdefault(&attr, &dfl));
-        flags |= POSIX_SPAWN_SETSIGDEF;
+            use_dfl = 1;
+        }
+#ifdef __GLIBC__
+        /* glibc's __spawni_child sets its internal signals (SIGCANCEL=32,
+         * SIGSETXID=33) to SIG_IGN, and exec keeps SIG_IGN: every child
+         * would start with them ignored (seen with glibc 2.36; a fork+exec
+         * child, as from os.spawnv or subprocess's vfork path, does not).
+         * Only the SETSIGDEF set is consulted before that, so name them
+         * there; sigaddset() refuses them, hence the raw bits. */
+        glibc_internal_signals_default(&dfl);
+        use_dfl = 1;
+#endif
+        if (use_dfl) {
+            FA(posix_spawnattr_setsigdefault(&attr, &dfl));
+            flags |= POSIX_SPAWN_SETSIGDEF;
+        }
     }
 #ifdef FS_HAVE_SPAWN_SETSID
     if (req->flags & FS_SETSID)
@@ -466,6 +495,47 @@ child_reset_signals(int restore)
     }
 }
 
+/* Credentials in the child. glibc's setuid()/setgid()/setgroups() apply
+ * the change to every thread of the process (nptl "setxid": SIGSETXID to
+ * each thread on its list). After vfork that list is the *parent's* --
+ * which is why CPython refuses vfork for user/group (bpo-35823). The raw
+ * system calls change only the calling task, which is all the child is. */
+static int
+child_setgroups(size_t n, const gid_t *groups)
+{
+#if defined(__linux__) && defined(SYS_setgroups32)
+    return (int)syscall(SYS_setgroups32, n, groups);
+#elif defined(__linux__)
+    return (int)syscall(SYS_setgroups, n, groups);
+#else
+    return setgroups((int)n, groups);
+#endif
+}
+
+static int
+child_setregid(gid_t gid)
+{
+#if defined(__linux__) && defined(SYS_setregid32)
+    return (int)syscall(SYS_setregid32, gid, gid);
+#elif defined(__linux__)
+    return (int)syscall(SYS_setregid, gid, gid);
+#else
+    return setregid(gid, gid);
+#endif
+}
+
+static int
+child_setreuid(uid_t uid)
+{
+#if defined(__linux__) && defined(SYS_setreuid32)
+    return (int)syscall(SYS_setreuid32, uid, uid);
+#elif defined(__linux__)
+    return (int)syscall(SYS_setreuid, uid, uid);
+#else
+    return setreuid(uid, uid);
+#endif
+}
+
 /*
  * The child after vfork() (or fork() where vfork is not used).
  *
@@ -533,11 +603,11 @@ child_exec(const fs_request *req, const fs_plan *plan, fs_report *rep,
     if (req->pgroup >= 0)
         POSIX_CALL(setpgid(0, req->pgroup));
     if (req->n_groups >= 0)
-        POSIX_CALL(setgroups((size_t)req->n_groups, req->groups));
+        POSIX_CALL(child_setgroups((size_t)req->n_groups, req->groups));
     if (req->gid >= 0)
-        POSIX_CALL(setregid((gid_t)req->gid, (gid_t)req->gid));
+        POSIX_CALL(child_setregid((gid_t)req->gid));
     if (req->uid >= 0)
-        POSIX_CALL(setreuid((uid_t)req->uid, (uid_t)req->uid));
+        POSIX_CALL(child_setreuid((uid_t)req->uid));
 
     (void)sigprocmask(SIG_SETMASK, &plan->old_mask, NULL);
     step = FS_STEP_EXEC;

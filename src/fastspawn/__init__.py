@@ -1,8 +1,10 @@
 """fastspawn: faster, safer process spawning for POSIX.
 
-The os-style spawn family (``spawnv``, ``spawnvpe``, ...), ``system`` and
-``popen``, on a C core that uses posix_spawn where it can and vfork where it
-must (pure-Python fallback: ``FASTSPAWN_NO_EXTENSIONS=1``).
+A drop-in for ``subprocess`` (``Popen``, ``run``, ``check_output``, ...; or
+``install()`` to swap it into subprocess itself), the os-style spawn family
+(``spawnv``, ``spawnvpe``, ...), ``system`` and ``popen``, on a C core that
+uses posix_spawn where it can and vfork where it must (pure-Python fallback:
+``FASTSPAWN_NO_EXTENSIONS=1``).
 """
 import os as _os
 
@@ -16,6 +18,12 @@ from ._osfuncs import (
     P_NOWAIT, P_NOWAITO, P_WAIT, popen, spawnl, spawnle, spawnlp, spawnlpe,
     spawnv, spawnve, spawnvp, spawnvpe, system,
 )
+from ._subprocess_api import (
+    DEVNULL, PIPE, STDOUT, CalledProcessError, CompletedProcess, Popen,
+    SubprocessError, TimeoutExpired, call, check_call, check_output,
+    getoutput, getstatusoutput, list2cmdline, run,
+)
+from ._install import install, uninstall
 
 __version__ = "0.1.0"
 
@@ -37,6 +45,10 @@ BUILD_WARNING = _read_build_warning()
 
 __all__ = [
     "USE_EXTENSIONS", "BUILD_WARNING", "__version__",
+    "Popen", "run", "call", "check_call", "check_output", "getoutput",
+    "getstatusoutput", "list2cmdline", "CompletedProcess",
+    "CalledProcessError", "TimeoutExpired", "SubprocessError",
+    "PIPE", "STDOUT", "DEVNULL", "install", "uninstall",
     "P_WAIT", "P_NOWAIT", "P_NOWAITO",
     "spawnl", "spawnle", "spawnlp", "spawnlpe",
     "spawnv", "spawnve", "spawnvp", "spawnvpe",

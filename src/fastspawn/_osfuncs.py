@@ -7,13 +7,11 @@ Signatures, return values and argument checks are those of ``os.spawn*``,
 cannot be executed raises ``FileNotFoundError``/``PermissionError``/...
 instead of the child silently exiting with 127.
 """
-import io
 import os
 import signal
-import sys
+import subprocess
 import threading
 
-from ._constants import CLOSE_FDS, RESTORE_SIGNALS, STDIO_PIPE
 from ._encode import encode_argv, encode_env, fsencode
 from ._launch import launch
 
@@ -40,6 +38,9 @@ def _wait_exitcode(pid):
             return _to_exitcode(sts)
 
 
+_INHERIT = object()   # the non-e variants: the child inherits our environment
+
+
 def _spawnvef(mode, file, args, env, search):
     # The checks os._spawnvef makes in the parent, with its messages.
     if not isinstance(args, (tuple, list)):
@@ -47,7 +48,12 @@ def _spawnvef(mode, file, args, env, search):
     if not args or not args[0]:
         raise ValueError("argv first element cannot be empty")
     argv = encode_argv(args)
-    envp = None if env is None else encode_env(env)
+    if env is _INHERIT:
+        env = envp = None
+    else:
+        # An e variant: env must be a mapping (os.spawnve would fail in
+        # the child and return 127; this raises execve's TypeError).
+        envp = encode_env(env)
     res = launch(fsencode(file), argv, envp, search=search, path_env=env,
                  filename=file)
     pid = res[0]
@@ -60,7 +66,7 @@ def spawnv(mode, path, args):
     """spawnv(mode, path, args) -> integer: execute ``path`` with ``args``.
 
     P_NOWAIT returns the pid; P_WAIT the exit code, or -signal if killed."""
-    return _spawnvef(mode, path, args, None, False)
+    return _spawnvef(mode, path, args, _INHERIT, False)
 
 
 def spawnve(mode, path, args, env):
@@ -70,7 +76,7 @@ def spawnve(mode, path, args, env):
 
 def spawnvp(mode, file, args):
     """spawnvp(mode, file, args): spawnv searching PATH for ``file``."""
-    return _spawnvef(mode, file, args, None, True)
+    return _spawnvef(mode, file, args, _INHERIT, True)
 
 
 def spawnvpe(mode, file, args, env):
@@ -133,55 +139,22 @@ def system(command):
             signal.signal(signal.SIGQUIT, saved[1])
 
 
-class _Child:
-    """What os._wrap_close needs of a process: wait() -> returncode."""
-
-    __slots__ = ("pid", "returncode")
-
-    def __init__(self, pid):
-        self.pid = pid
-        self.returncode = None
-
-    def wait(self):
-        if self.returncode is None:
-            self.returncode = _wait_exitcode(self.pid)
-        return self.returncode
-
-
 def popen(cmd, mode="r", buffering=-1):
     """Open a pipe to or from ``cmd`` run by /bin/sh, like os.popen: the
     text stream's close() returns None on success, else the exit status
     shifted left by 8."""
+    # os.popen's own body, on fastspawn.Popen.
     if not isinstance(cmd, str):
         raise TypeError("invalid cmd type (%s, expected string)" % type(cmd))
     if mode not in ("r", "w"):
         raise ValueError("invalid mode %r" % mode)
     if buffering == 0 or buffering is None:
         raise ValueError("popen() does not support unbuffered streams")
-    # subprocess.Popen(cmd, shell=True, text=True, bufsize=buffering) with
-    # its defaults close_fds=True, restore_signals=True, as os.popen does.
-    flags = CLOSE_FDS | RESTORE_SIGNALS
+    from ._popen import Popen
     if mode == "r":
-        res = launch(_SH, _shell(cmd), None, stdout=STDIO_PIPE, flags=flags)
-        fd = res[3]
-    else:
-        res = launch(_SH, _shell(cmd), None, stdin=STDIO_PIPE, flags=flags)
-        fd = res[2]
-    line_buffering = buffering == 1
-    raw = io.open(fd, mode + "b", -1 if line_buffering else buffering)
-    encoding = "utf-8" if sys.flags.utf8_mode else _locale_encoding()
-    if mode == "r":
-        stream = io.TextIOWrapper(raw, encoding=encoding)
-    else:
-        stream = io.TextIOWrapper(raw, write_through=True,
-                                  line_buffering=line_buffering,
-                                  encoding=encoding)
-    return os._wrap_close(stream, _Child(res[0]))
-
-
-def _locale_encoding():
-    import locale
-    getencoding = getattr(locale, "getencoding", None)  # Python >= 3.11
-    if getencoding is not None:
-        return getencoding()
-    return locale.getpreferredencoding(False)
+        proc = Popen(cmd, shell=True, text=True, stdout=subprocess.PIPE,
+                     bufsize=buffering)
+        return os._wrap_close(proc.stdout, proc)
+    proc = Popen(cmd, shell=True, text=True, stdin=subprocess.PIPE,
+                 bufsize=buffering)
+    return os._wrap_close(proc.stdin, proc)

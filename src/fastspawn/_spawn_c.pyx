@@ -5,17 +5,23 @@ Arguments arrive already encoded and validated (fastspawn._encode); this
 module only turns them into the C request, spawns with the GIL released and
 converts the result. Interface: _spawn_c.pyi (shared with _spawn_py).
 """
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer, PyBuffer_Release
+from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_FromStringAndSize,
+                            PyBytes_GET_SIZE)
+from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
-from libc.errno cimport errno
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
+from libc.errno cimport EINTR, errno
 from libc.string cimport memset
 from posix.types cimport gid_t
 
 from ._fs_spawn cimport *
+from ._fs_io cimport *
 
 from . import _constants as _k
 
-__all__ = ["FEATURES", "spawn", "spawn_method"]
+__all__ = ["FEATURES", "spawn", "spawn_method", "Communicator", "pidfd_wait"]
 
 # The header and the Python constants are one contract: refuse to load on
 # any mismatch rather than misbehave.
@@ -145,6 +151,140 @@ def spawn_method(bytes path, argv, envp, int stdin, int stdout, int stderr,
     r.fill(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
            pgroup, umask, uid, gid, groups)
     return fs_spawn_method(&r.req)
+
+
+cdef extern from "Python.h":
+    int _PyBytes_Resize(PyObject **obj, Py_ssize_t newsize) except -1
+
+# First size of an output buffer; it then doubles. glibc serves big blocks
+# with mmap and grows them with mremap, so doubling never copies them.
+DEF FIRST_CAPACITY = 32768
+
+
+cdef class Communicator:
+    """communicate() for one child: writes ``input`` to ``stdin_fd`` and
+    reads ``stdout_fd``/``stderr_fd`` (-1: none) into bytes objects that
+    grow in place and become the results without a final copy.
+
+    ``run(deadline, on_close)`` loops in C with the GIL released until all
+    streams are finished (returns True) or time.monotonic() passes
+    ``deadline`` (returns False; call again to resume). ``on_close(i)`` is
+    called as stream i (0 stdin, 1 stdout, 2 stderr) finishes, so the
+    caller can close the file object that owns that fd.
+    """
+    cdef fs_comm c
+    cdef Py_buffer view
+    cdef bint has_view
+    cdef PyObject *buf[2]
+    cdef bint wanted[2]
+    cdef readonly bint finished
+
+    def __cinit__(self, int stdin_fd, int stdout_fd, int stderr_fd, input):
+        memset(&self.c, 0, sizeof(fs_comm))
+        self.buf[0] = NULL
+        self.buf[1] = NULL
+        self.has_view = False
+        self.finished = False
+        self.c.fd[0] = stdin_fd
+        self.c.fd[1] = stdout_fd
+        self.c.fd[2] = stderr_fd
+        self.wanted[0] = stdout_fd >= 0
+        self.wanted[1] = stderr_fd >= 0
+        if stdin_fd >= 0 and input is not None:
+            PyObject_GetBuffer(input, &self.view, PyBUF_SIMPLE)
+            self.has_view = True
+            self.c.in_buf = <const char *>self.view.buf
+            self.c.in_len = <size_t>self.view.len
+        if fs_comm_start(&self.c) != 0:
+            PyErr_SetFromErrno(OSError)
+
+    def __dealloc__(self):
+        if self.has_view:
+            PyBuffer_Release(&self.view)
+        Py_XDECREF(self.buf[0])
+        Py_XDECREF(self.buf[1])
+
+    cdef int _grow(self, int k) except -1:
+        cdef Py_ssize_t cap = <Py_ssize_t>self.c.cap[k]
+        cdef Py_ssize_t new_cap = cap * 2 if cap else FIRST_CAPACITY
+        if self.buf[k] == NULL:
+            obj = PyBytes_FromStringAndSize(NULL, new_cap)
+            self.buf[k] = <PyObject *>obj
+            Py_INCREF(obj)
+        else:
+            _PyBytes_Resize(&self.buf[k], new_cap)
+        self.c.out[k] = PyBytes_AS_STRING(<object>self.buf[k])
+        self.c.cap[k] = <size_t>new_cap
+        return 0
+
+    def run(self, deadline, on_close):
+        cdef double dl = -1.0 if deadline is None else <double>deadline
+        cdef int ev, err
+        while True:
+            with nogil:
+                ev = fs_communicate(&self.c, dl)
+                err = errno
+            if ev == FS_COMM_DONE:
+                self.finished = True
+                return True
+            if ev == FS_COMM_TIMEOUT:
+                return False
+            if ev == FS_COMM_GROW:
+                self._grow(self.c.event_stream - 1)
+            elif ev == FS_COMM_CLOSED:
+                if self.c.event_stream == 0 and self.has_view:
+                    PyBuffer_Release(&self.view)
+                    self.has_view = False
+                on_close(self.c.event_stream)
+            elif ev == FS_COMM_EINTR:
+                _check_signals()
+            else:
+                raise OSError(err, _strerror(err))
+
+    @property
+    def input_offset(self):
+        return self.c.in_off
+
+    def output(self):
+        """(stdout, stderr) so far: bytes, or None for a stream not read.
+        Once finished, the buffers themselves are returned (no copy)."""
+        return (self._take(0), self._take(1))
+
+    cdef object _take(self, int k):
+        if not self.wanted[k]:
+            return None
+        if self.buf[k] == NULL:
+            return b""
+        if self.finished:
+            # Trim in place (realloc shrinks without copying big blocks).
+            if self.c.cap[k] != self.c.len[k]:
+                _PyBytes_Resize(&self.buf[k], <Py_ssize_t>self.c.len[k])
+                self.c.cap[k] = self.c.len[k]
+                self.c.out[k] = PyBytes_AS_STRING(<object>self.buf[k])
+            return <object>self.buf[k]
+        return PyBytes_FromStringAndSize(self.c.out[k], <Py_ssize_t>self.c.len[k])
+
+def pidfd_wait(int pidfd, deadline):
+    """Wait (GIL released) until the child behind ``pidfd`` exits: True, or
+    False once time.monotonic() passes ``deadline`` (None: no deadline)."""
+    cdef double dl = -1.0 if deadline is None else <double>deadline
+    cdef int r, err
+    while True:
+        with nogil:
+            r = fs_pidfd_wait(pidfd, dl)
+            err = errno
+        if r >= 0:
+            return r == 1
+        if err != EINTR:
+            raise OSError(err, _strerror(err))
+        _check_signals()
+
+
+cdef int _check_signals() except -1:
+    # Run Python signal handlers; KeyboardInterrupt & co. propagate.
+    if PyErr_CheckSignals() != 0:
+        return -1
+    return 0
 
 
 cdef object _strerror(int err):

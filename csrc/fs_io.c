@@ -1,0 +1,156 @@
+/*
+ * fs_io.c -- communicate() and pidfd waits (see fs_io.h).
+ */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#  define _GNU_SOURCE
+#endif
+
+#include "fs_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <time.h>
+#include <unistd.h>
+
+/* One write() of at most this much: large enough that big inputs cost few
+ * system calls, small enough to keep reading the child's output in between
+ * (a child that writes before it reads everything must not stall). */
+#define FS_WRITE_CHUNK (1 << 20)
+
+double
+fs_monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Milliseconds to poll() for until deadline, rounded up so that we never
+ * wake just before it and spin; -1 for no deadline. */
+static int
+poll_timeout_ms(double deadline)
+{
+    double left;
+    if (deadline < 0)
+        return -1;
+    left = deadline - fs_monotonic();
+    if (left <= 0)
+        return 0;
+    if (left > 86400.0)
+        return 86400 * 1000;
+    return (int)ceil(left * 1000.0);
+}
+
+int
+fs_comm_start(fs_comm *c)
+{
+    if (c->fd[0] >= 0) {
+        int fl = fcntl(c->fd[0], F_GETFL);
+        if (fl == -1 || fcntl(c->fd[0], F_SETFL, fl | O_NONBLOCK) == -1)
+            return -1;
+    }
+    return 0;
+}
+
+static int
+finish(fs_comm *c, int stream)
+{
+    c->fd[stream] = -1;        /* the caller owns and closes the fd */
+    c->event_stream = stream;
+    return FS_COMM_CLOSED;
+}
+
+int
+fs_communicate(fs_comm *c, double deadline)
+{
+    for (;;) {
+        struct pollfd pfd[3];
+        int map[3], n = 0, i, r;
+
+        if (c->fd[0] >= 0 && c->in_off >= c->in_len)
+            return finish(c, 0);           /* all input written: EOF it */
+        for (i = 0; i < 3; i++) {
+            if (c->fd[i] < 0)
+                continue;
+            if (i > 0 && c->len[i - 1] == c->cap[i - 1]) {
+                c->event_stream = i;
+                return FS_COMM_GROW;
+            }
+            pfd[n].fd = c->fd[i];
+            pfd[n].events = i == 0 ? POLLOUT : POLLIN;
+            pfd[n].revents = 0;
+            map[n++] = i;
+        }
+        if (n == 0)
+            return FS_COMM_DONE;
+
+        r = poll(pfd, (nfds_t)n, poll_timeout_ms(deadline));
+        if (r == -1) {
+            if (errno == EINTR)
+                return FS_COMM_EINTR;
+            c->event_stream = -1;
+            return FS_COMM_ERROR;
+        }
+        if (r == 0)
+            return FS_COMM_TIMEOUT;
+
+        for (i = 0; i < n; i++) {
+            int s = map[i];
+            if (pfd[i].revents == 0)
+                continue;
+            if (s == 0) {
+                size_t want = c->in_len - c->in_off;
+                ssize_t w;
+                if (want > FS_WRITE_CHUNK)
+                    want = FS_WRITE_CHUNK;
+                w = write(c->fd[0], c->in_buf + c->in_off, want);
+                if (w >= 0) {
+                    c->in_off += (size_t)w;
+                }
+                else if (errno == EPIPE) {
+                    /* The child closed its stdin early: not an error,
+                     * exactly as subprocess ignores BrokenPipeError. */
+                    return finish(c, 0);
+                }
+                else if (errno != EAGAIN && errno != EINTR) {
+                    c->event_stream = 0;
+                    return FS_COMM_ERROR;
+                }
+                if (pfd[i].revents & (POLLERR | POLLHUP)
+                        && c->in_off < c->in_len && w < 0)
+                    return finish(c, 0);
+            }
+            else {
+                int k = s - 1;
+                ssize_t got = read(c->fd[s], c->out[k] + c->len[k],
+                                   c->cap[k] - c->len[k]);
+                if (got > 0) {
+                    c->len[k] += (size_t)got;
+                }
+                else if (got == 0) {
+                    return finish(c, s);
+                }
+                else if (errno != EINTR && errno != EAGAIN) {
+                    c->event_stream = s;
+                    return FS_COMM_ERROR;
+                }
+            }
+        }
+    }
+}
+
+int
+fs_pidfd_wait(int pidfd, double deadline)
+{
+    struct pollfd pfd;
+    int r;
+    pfd.fd = pidfd;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    r = poll(&pfd, 1, poll_timeout_ms(deadline));
+    if (r == -1)
+        return -1;
+    return r > 0;
+}

@@ -1,0 +1,286 @@
+"""``fastspawn.Popen``: subprocess.Popen on the fastspawn core.
+
+It *is* a ``subprocess.Popen`` (a subclass), so argument validation, error
+messages, stream set-up, context management and ``__del__`` are the running
+Python's own. What it replaces is the machinery underneath:
+
+- ``_execute_child``: the launch layer (posix_spawn / vfork / fork only for
+  preexec_fn) instead of ``_posixsubprocess.fork_exec``, plus a pidfd;
+- ``_wait`` with a timeout: one poll() on the pidfd, not sleep-polling;
+- ``_communicate``: one loop in C (GIL released) reading into buffers that
+  become the results without a final copy;
+- ``send_signal``: ``pidfd_send_signal`` where available, so a reaped and
+  reused pid is never signalled.
+"""
+import inspect
+import os
+import signal
+import subprocess
+import sys
+import threading
+from time import monotonic as _monotonic
+
+from . import _backend
+from ._constants import (
+    CLOSE_FDS, RESTORE_SIGNALS, SETSID, STDIO_INHERIT, WANT_PIDFD,
+)
+from ._encode import encode_argv
+from ._launch import launch
+
+__all__ = ["Popen"]
+
+_StdPopen = subprocess.Popen
+_TimeoutExpired = subprocess.TimeoutExpired
+
+# The positional parameters Popen.__init__ passes to _execute_child differ
+# between Python versions (process_group appeared in 3.11): read them once.
+_EXEC_PARAMS = tuple(
+    inspect.signature(_StdPopen._execute_child).parameters)[1:]
+
+_pidfd_send_signal = getattr(signal, "pidfd_send_signal", None)
+_UNIX_SHELL = ("/system/bin/sh" if hasattr(sys, "getandroidapilevel")
+               else "/bin/sh")
+_WANT_PIDFD = WANT_PIDFD if sys.platform.startswith("linux") else 0
+
+
+def _encode_env(env):
+    """subprocess's env rule: '=' is refused anywhere in a key."""
+    out = []
+    for k, v in env.items():
+        k = os.fsencode(k)
+        if b"=" in k:
+            raise ValueError("illegal environment variable name")
+        v = os.fsencode(v)
+        if b"\0" in k or b"\0" in v:
+            raise ValueError("embedded null byte")
+        out.append(k + b"=" + v)
+    return out
+
+
+class Popen(_StdPopen):
+    __doc__ = _StdPopen.__doc__
+
+    # Class defaults: __init__ can fail before _execute_child sets them.
+    _fs_pidfd = -1
+    _fs_lock = None
+    _fs_comm = None
+    _fs_method = 0
+
+    # ---- starting ----------------------------------------------------------
+
+    def _execute_child(self, *params):
+        """Start the child through fastspawn's launch layer (POSIX)."""
+        p = dict(zip(_EXEC_PARAMS, params))
+        args = p["args"]
+        executable = p["executable"]
+        shell = p["shell"]
+        cwd = p["cwd"]
+        env = p["env"]
+
+        # Exactly subprocess's normalisation of args/executable.
+        if isinstance(args, (str, bytes)):
+            args = [args]
+        elif isinstance(args, os.PathLike):
+            if shell:
+                raise TypeError("path-like args is not allowed when "
+                                "shell is true")
+            args = [args]
+        else:
+            args = list(args)
+        if shell:
+            args = [_UNIX_SHELL, "-c"] + args
+            if executable:
+                args[0] = executable
+        if executable is None:
+            executable = args[0]
+
+        sys.audit("subprocess.Popen", executable, args, cwd, env)
+
+        orig_executable = executable
+        envp = None if env is None else _encode_env(env)
+        argv = encode_argv(args)
+        exe = os.fsencode(executable)
+        if b"\0" in exe:
+            raise ValueError("embedded null byte")
+        if cwd is not None:
+            cwd_b = os.fsencode(cwd)
+            if b"\0" in cwd_b:
+                raise ValueError("embedded null byte")
+        else:
+            cwd_b = None
+
+        p2cread, c2pwrite, errwrite = (p["p2cread"], p["c2pwrite"],
+                                       p["errwrite"])
+        flags = _WANT_PIDFD
+        if p["close_fds"]:
+            flags |= CLOSE_FDS
+        if p["restore_signals"]:
+            flags |= RESTORE_SIGNALS
+        if p["start_new_session"]:
+            flags |= SETSID
+        pgroup = p.get("process_group", -1)
+        gid = p["gid"]
+        gids = p["gids"]
+        uid = p["uid"]
+        pass_fds = tuple(sorted(set(map(int, p["pass_fds"]))))
+        self._fs_lock = threading.Lock()
+
+        res = launch(
+            exe, argv, envp, search=True, path_env=env,
+            stdin=p2cread if p2cread != -1 else STDIO_INHERIT,
+            stdout=c2pwrite if c2pwrite != -1 else STDIO_INHERIT,
+            stderr=errwrite if errwrite != -1 else STDIO_INHERIT,
+            pass_fds=pass_fds, cwd=cwd_b, cwd_for_error=cwd, flags=flags,
+            pgroup=-1 if pgroup is None else pgroup,
+            umask=p["umask"],
+            uid=-1 if uid is None else uid,
+            gid=-1 if gid is None else gid,
+            groups=None if gids is None else tuple(gids),
+            preexec_fn=p["preexec_fn"], filename=orig_executable)
+        self.pid = res[0]
+        self._fs_pidfd = res[1]
+        self._fs_method = res[5]
+        self._child_created = True
+        self._close_pipe_fds(p["p2cread"], p["p2cwrite"], p["c2pread"],
+                             p["c2pwrite"], p["errread"], p["errwrite"])
+
+    # ---- waiting -------------------------------------------------------------
+
+    def _fs_close_pidfd(self, _close=os.close):
+        # Called from __del__ paths: only local names.
+        with self._fs_lock:
+            fd = self._fs_pidfd
+            self._fs_pidfd = -1
+        if fd >= 0:
+            _close(fd)
+
+    def _handle_exitstatus(self, sts, *args, **kwargs):
+        super()._handle_exitstatus(sts, *args, **kwargs)
+        self._fs_close_pidfd()
+
+    def _wait(self, timeout):
+        """wait() with a timeout sleeps in poll() on the pidfd until the
+        child exits, instead of sleep-polling waitpid."""
+        if (timeout is None or self.returncode is not None
+                or self._fs_pidfd < 0):
+            return super()._wait(timeout)
+        endtime = _monotonic() + timeout
+        pidfd_wait = _backend.impl.pidfd_wait
+        exited = False
+        while True:
+            # Block on the lock only once the child is known to be gone:
+            # whoever holds it is then about to set returncode.
+            if self._waitpid_lock.acquire(exited):
+                try:
+                    if self.returncode is not None:
+                        break  # another thread waited
+                    pid, sts = self._try_wait(os.WNOHANG)
+                    if pid == self.pid:
+                        self._handle_exitstatus(sts)
+                        break
+                finally:
+                    self._waitpid_lock.release()
+            elif self.returncode is not None:
+                break
+            with self._fs_lock:
+                # A copy: a reaper in another thread may close ours.
+                fd = os.dup(self._fs_pidfd) if self._fs_pidfd >= 0 else -1
+            if fd < 0:
+                exited = True   # reaped meanwhile: returncode follows
+                continue
+            try:
+                exited = pidfd_wait(fd, endtime)
+            finally:
+                os.close(fd)
+            if not exited:
+                raise _TimeoutExpired(self.args, timeout)
+        return self.returncode
+
+    # ---- communicating -------------------------------------------------------
+
+    def _fs_stream_done(self, i):
+        f = (self.stdin, self.stdout, self.stderr)[i]
+        try:
+            f.close()
+        except BrokenPipeError:
+            pass  # communicate() must ignore BrokenPipeError
+
+    def _communicate(self, input, endtime, orig_timeout):
+        if self.stdin and not self._communication_started:
+            try:
+                self.stdin.flush()
+            except BrokenPipeError:
+                pass  # communicate() must ignore BrokenPipeError.
+            if not input:
+                try:
+                    self.stdin.close()
+                except BrokenPipeError:
+                    pass
+        self._save_input(input)
+
+        com = self._fs_comm
+        if com is None:
+            def fd(f):
+                return f.fileno() if f is not None and not f.closed else -1
+            com = self._fs_comm = _backend.impl.Communicator(
+                fd(self.stdin) if self._input else -1,
+                fd(self.stdout), fd(self.stderr), self._input)
+        if not com.run(endtime, self._fs_stream_done):
+            out, err = com.output()
+            raise _TimeoutExpired(self.args, orig_timeout,
+                                  output=out or None, stderr=err or None)
+
+        self.wait(timeout=self._remaining_time(endtime))
+
+        stdout, stderr = com.output()
+        if self.text_mode:
+            if stdout is not None:
+                stdout = self._translate_newlines(
+                    stdout, self.stdout.encoding, self.stdout.errors)
+            if stderr is not None:
+                stderr = self._translate_newlines(
+                    stderr, self.stderr.encoding, self.stderr.errors)
+        return (stdout, stderr)
+
+    # ---- signalling ----------------------------------------------------------
+
+    def send_signal(self, sig):
+        """Send a signal to the process (through its pidfd on Linux, so a
+        reaped pid that was reused is never signalled)."""
+        self.poll()
+        if self.returncode is not None:
+            return
+        if _pidfd_send_signal is not None:
+            with self._fs_lock:
+                if self._fs_pidfd >= 0:
+                    try:
+                        _pidfd_send_signal(self._fs_pidfd, sig)
+                    except ProcessLookupError:
+                        pass
+                    return
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def __del__(self, *args, **kwargs):
+        if self._fs_pidfd >= 0:
+            self._fs_close_pidfd()
+        super().__del__(*args, **kwargs)
+
+
+class _CapturePopen(Popen):
+    """The Popen behind run(), check_output() & co. Its streams are never
+    handed to the caller, so communicate() can always use the C loop, even
+    for a single pipe (subprocess then reads through the file object, which
+    costs a second copy of the output)."""
+
+    def communicate(self, input=None, timeout=None):
+        if (timeout is None and not self._communication_started
+                and [self.stdin, self.stdout, self.stderr].count(None) >= 2
+                and (self.stdout or self.stderr)):
+            try:
+                return self._communicate(input, None, None)
+            finally:
+                self._communication_started = True
+        return super().communicate(input, timeout)

@@ -1,0 +1,144 @@
+"""Shared test infrastructure for fastspawn.
+
+* ``backend``: every test runs once per backend ("c" = the compiled
+  ``_spawn_c``, "py" = the pure ``_spawn_py``), with
+  ``fastspawn._backend.impl`` pointed at it. The C backend is never skipped
+  silently: if it is missing, the "c" runs fail unless
+  ``FASTSPAWN_NO_EXTENSIONS`` is set.
+* ``_no_leaks``: every test must leave no fd open and no child behind.
+
+pytest settings live here (not in pyproject.toml, which is owned
+elsewhere).
+"""
+import os
+import signal
+import sys
+
+import pytest
+
+# Helpers shared by the test modules live in tests/fsutil.py.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from fastspawn import _backend  # noqa: E402
+
+NO_EXT_ENV = "FASTSPAWN_NO_EXTENSIONS"
+
+
+def no_extensions_requested(environ=os.environ):
+    return environ.get(NO_EXT_ENV, "") not in ("", "0")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "c_extension: only meaningful for the compiled backend "
+        "(skipped for the pure one)")
+
+
+# ---------------------------------------------------------------------------
+# backend selection
+
+
+@pytest.fixture(autouse=True, params=["c", "py"], ids=["c", "py"])
+def backend(request, monkeypatch):
+    if request.param == "c":
+        mod = _backend.c_impl
+        if mod is None:
+            if no_extensions_requested():
+                pytest.skip("C backend disabled by %s" % NO_EXT_ENV)
+            pytest.fail("C extension not built/importable "
+                        "(fastspawn._backend.c_impl is None and %s is not set)"
+                        % NO_EXT_ENV, pytrace=False)
+    else:
+        if request.node.get_closest_marker("c_extension") is not None:
+            pytest.skip("test only applies to the compiled backend")
+        mod = _backend.py_impl
+    monkeypatch.setattr(_backend, "impl", mod)
+    yield mod
+
+
+# ---------------------------------------------------------------------------
+# leak checks
+
+
+def _open_fds():
+    """The fds open in this process, without the one listdir used."""
+    fds = set()
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            os.fstat(fd)
+        except OSError:
+            continue            # the directory fd listdir used (now closed)
+        fds.add(fd)
+    return fds
+
+
+def _fd_desc(fd):
+    try:
+        return "%d -> %s" % (fd, os.readlink("/proc/self/fd/%d" % fd))
+    except OSError:
+        return str(fd)
+
+
+def _our_children():
+    me = os.getpid()
+    kids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...; comm may contain spaces/parens.
+        rest = stat[stat.rfind(b")") + 2:].split()
+        if int(rest[1]) == me:
+            kids.append(int(name))
+    return kids
+
+
+def _reap_all():
+    """Reap every child; kill the running ones first. Returns a report."""
+    found = []
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return found
+        if pid == 0:
+            kids = _our_children()
+            found.append("running children %r (killed)" % (kids,))
+            for k in kids:
+                try:
+                    os.kill(k, signal.SIGKILL)
+                except OSError:
+                    pass
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                return found
+        found.append("unreaped child %d (status %#x)" % (pid, status))
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks():
+    before = _open_fds()
+    yield
+    leaked_children = _reap_all()
+    after = _open_fds()
+    leaked = sorted(after - before)
+    descs = [_fd_desc(fd) for fd in leaked]
+    for fd in leaked:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    problems = []
+    if leaked:
+        problems.append("leaked fds: %s" % ", ".join(descs))
+    if leaked_children:
+        problems.append("; ".join(leaked_children))
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)

@@ -1,0 +1,157 @@
+"""Helpers shared by the fastspawn tests (imported by the test modules;
+conftest.py puts this directory on sys.path)."""
+import contextlib
+import os
+import sys
+
+PY = sys.executable
+
+
+def read_all(fd):
+    """Read ``fd`` to EOF, close it and return the bytes."""
+    chunks = []
+    try:
+        while True:
+            b = os.read(fd, 65536)
+            if not b:
+                break
+            chunks.append(b)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def wait_exitcode(pid):
+    """Wait for ``pid``; exit code, or -signal like os.spawn*'s P_WAIT."""
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def make_script(path, body, mode=0o755):
+    """A ``#!/bin/sh`` script at ``path`` with ``body``."""
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + body + "\n")
+    os.chmod(path, mode)
+    return path
+
+
+@contextlib.contextmanager
+def std_fds(fd0=None, fd1=None, fd2=None):
+    """Temporarily make this process's fds 0/1/2 copies of the given fds
+    (None: leave that one alone); everything is restored afterwards."""
+    wanted = {0: fd0, 1: fd1, 2: fd2}
+    saved = {}
+    try:
+        for target, src in wanted.items():
+            if src is None:
+                continue
+            saved[target] = os.dup(target)
+        for target, src in wanted.items():
+            if src is not None:
+                os.dup2(src, target, inheritable=True)
+        yield
+    finally:
+        for target, copy in saved.items():
+            os.dup2(copy, target, inheritable=True)
+            os.close(copy)
+
+
+def os_exec_error(func, *args):
+    """What ``os.<func>(*args)`` raises, found in a forked child so that a
+    call that does not raise cannot replace this process.
+
+    Returns ``(exception class name, str(exception))`` or ``None`` when the
+    call did not raise before exec."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.close(r)
+            try:
+                getattr(os, func)(*args)
+            except BaseException as e:
+                msg = ("%s\0%s" % (type(e).__name__, e)).encode(
+                    "utf-8", "surrogateescape")
+                os.write(w, msg)
+        finally:
+            os._exit(0)
+    os.close(w)
+    data = read_all(r)
+    os.waitpid(pid, 0)
+    if not data:
+        return None
+    name, msg = data.decode("utf-8", "surrogateescape").split("\0", 1)
+    return name, msg
+
+
+def exc_info(callable_, *args, **kwargs):
+    """``(class name, str(exc))`` of what ``callable_`` raises."""
+    try:
+        callable_(*args, **kwargs)
+    except Exception as e:
+        return type(e).__name__, str(e)
+    raise AssertionError("%r did not raise" % (callable_,))
+
+
+def parse_env_output(data):
+    """The set of lines ``/usr/bin/env`` printed (bytes)."""
+    return set(data.split(b"\n")) - {b""}
+
+
+# A small Python child that reports what it sees (open fds, identity of
+# fds 0-2, cwd, ids, umask, argv) as JSON into the file named by argv[1].
+# (Not for signals or the environment: Python changes both at startup.)
+PROBE = r"""
+import os, sys, json
+fds = []
+for name in os.listdir('/proc/self/fd'):
+    fd = int(name)
+    try:
+        os.fstat(fd)
+    except OSError:
+        continue
+    fds.append(fd)
+ids = {}
+for fd in (0, 1, 2):
+    try:
+        st = os.fstat(fd)
+        ids[fd] = [st.st_dev, st.st_ino]
+    except OSError:
+        ids[fd] = None
+m = os.umask(0)
+info = dict(
+    fds=sorted(fds), ids=ids, cwd=os.getcwd(), pid=os.getpid(),
+    sid=os.getsid(0), pgid=os.getpgid(0), umask=m,
+    argv=[os.fsencode(a).hex() for a in sys.argv[1:]],
+)
+with open(sys.argv[1], 'w') as f:
+    json.dump(info, f)
+"""
+
+
+def probe_argv(outfile, *extra):
+    """argv (bytes) running PROBE, which writes its report to ``outfile``."""
+    return [os.fsencode(PY), b"-S", b"-c", PROBE.encode(),
+            os.fsencode(outfile)] + [os.fsencode(a) for a in extra]
+
+
+def load_probe(outfile):
+    import json
+    with open(outfile) as f:
+        info = json.load(f)
+    info["ids"] = {int(k): (tuple(v) if v else None)
+                   for k, v in info["ids"].items()}
+    info["argv"] = [bytes.fromhex(a) for a in info["argv"]]
+    return info
+
+
+def fd_id(fd):
+    st = os.fstat(fd)
+    return (st.st_dev, st.st_ino)

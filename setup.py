@@ -47,11 +47,17 @@ class optional_build_ext(build_ext):
         try:
             super().build_extension(ext)
         except Exception as exc:
-            self._give_up(exc)
+            self._give_up(exc, ext)
 
-    def _give_up(self, exc):
+    def _give_up(self, exc, ext=None):
         if REQUIRE_EXTENSIONS:
             raise
+        # A previous build's module must not ship in place of this one.
+        for e in [ext] if ext is not None else self.extensions:
+            try:
+                os.remove(self.get_ext_fullpath(e.name))
+            except OSError:
+                pass
         msg = WARNING.format(error=f"{type(exc).__name__}: {exc}")
         sys.stderr.write(msg)
         # pip hides a successful build's output unless -v; leave a marker

@@ -4,12 +4,15 @@
 ``getstatusoutput`` are the running Python's own functions -- same code
 object, defaults and docstrings -- rebound to a namespace in which ``Popen``
 is fastspawn's. Their semantics therefore match subprocess's exactly, for
-every Python version, with no copy of the logic. Exceptions, constants and
+every Python version, with no copy of the logic. ``run`` first offers the
+call to the direct path of _fastrun (no Popen object) when it qualifies;
+check_output, getoutput and getstatusoutput go through ``run`` too. Exceptions, constants and
 ``CompletedProcess`` are subprocess's very objects.
 """
 import subprocess
 import types
 
+from . import _fastrun
 from ._popen import Popen, _CapturePopen
 
 __all__ = [
@@ -50,7 +53,21 @@ def _rebind(func):
     return new
 
 
-run = _rebind(subprocess.run)
+_popen_run = _rebind(subprocess.run)
+
+
+def run(*popenargs, input=None, capture_output=False, timeout=None,
+        check=False, **kwargs):
+    if _fastrun.eligible(popenargs, kwargs):
+        return _fastrun.run(popenargs[0], input, capture_output, timeout,
+                            check, **kwargs)
+    return _popen_run(*popenargs, input=input, capture_output=capture_output,
+                      timeout=timeout, check=check, **kwargs)
+
+
+run.__doc__ = subprocess.run.__doc__
+run.__wrapped__ = subprocess.run
+_namespace["run"] = run
 call = _rebind(subprocess.call)
 check_call = _rebind(subprocess.check_call)
 check_output = _rebind(subprocess.check_output)

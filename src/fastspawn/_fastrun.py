@@ -1,0 +1,223 @@
+"""The direct path of ``fastspawn.run()``.
+
+``subprocess.run`` builds a whole Popen (stream objects, locks, a waitpid
+lock, an error pipe) to run a command it then only waits for. For the
+common calls -- an argument list, stdio from {inherit, PIPE, DEVNULL,
+STDOUT}, capture_output, input, timeout, check, env, cwd, text/encoding/
+errors -- this module goes straight from the launch layer to the backend's
+communicate loop and waitpid. Anything else takes the stdlib's own ``run``
+(rebound to fastspawn's Popen): :func:`eligible` decides.
+
+Results, exceptions and their messages are subprocess's. Two strict
+improvements: an interrupted run (KeyboardInterrupt...) always reaps its
+child -- subprocess leaves it to a later ``_cleanup()`` -- and the timeout
+in a TimeoutExpired is the one the caller gave, not the time that was left.
+"""
+import os
+import signal
+import subprocess
+import sys
+from time import monotonic
+
+from . import _backend
+from ._constants import (
+    CLOSE_FDS, RESTORE_SIGNALS, STDIO_DEVNULL, STDIO_INHERIT, STDIO_PIPE,
+    STDIO_STDOUT, WANT_PIDFD,
+)
+from ._encode import encode_argv
+from ._launch import launch
+from ._popen import _encode_env
+
+__all__ = ["eligible", "run"]
+
+PIPE = subprocess.PIPE
+STDOUT = subprocess.STDOUT
+DEVNULL = subprocess.DEVNULL
+_CompletedProcess = subprocess.CompletedProcess
+_CalledProcessError = subprocess.CalledProcessError
+_TimeoutExpired = subprocess.TimeoutExpired
+_translate_newlines = subprocess.Popen._translate_newlines
+_cleanup = getattr(subprocess, "_cleanup", lambda: None)
+_text_encoding = getattr(subprocess, "_text_encoding", None)
+
+_KEYS = frozenset(("stdin", "stdout", "stderr", "env", "cwd", "text",
+                   "encoding", "errors", "universal_newlines"))
+_STDIN = {None: STDIO_INHERIT, DEVNULL: STDIO_DEVNULL}
+_STDOUT = {None: STDIO_INHERIT, PIPE: STDIO_PIPE, DEVNULL: STDIO_DEVNULL}
+_STDERR = dict(_STDOUT)
+_STDERR[STDOUT] = STDIO_STDOUT
+_PIDFD = WANT_PIDFD if sys.platform.startswith("linux") else 0
+_waitpid = os.waitpid
+_to_exitcode = os.waitstatus_to_exitcode
+_close = os.close
+# How long an interrupted run lets the child exit on its own (the SIGINT
+# probably reached it too) before killing it: subprocess's value.
+_SIGINT_WAIT = 0.25
+
+
+def eligible(popenargs, kwargs):
+    """Whether this run() call can take the direct path."""
+    if len(popenargs) != 1 or not _KEYS.issuperset(kwargs):
+        return False
+    args = popenargs[0]
+    if type(args) not in (list, tuple) or not args:
+        return False
+    g = kwargs.get
+    if (g("stdin") not in _STDIN or g("stdout") not in _STDOUT
+            or g("stderr") not in _STDERR):
+        return False
+    if (g("text") is not None and g("universal_newlines") is not None
+            and bool(g("text")) != bool(g("universal_newlines"))):
+        return False    # subprocess's "Cannot disambiguate" error
+    if g("encoding") is None and (g("text") or g("universal_newlines")
+                                  or g("errors")):
+        # Default encoding: subprocess may warn (-X warn_default_encoding).
+        return not getattr(sys.flags, "warn_default_encoding", 0)
+    return True
+
+
+def _default_encoding():
+    if _text_encoding is not None:     # Python >= 3.11
+        return _text_encoding()
+    import locale
+    return locale.getpreferredencoding(False)
+
+
+def _reap(pid, pidfd, kill):
+    """Make sure the child is gone: kill it if asked, always reap it."""
+    if kill:
+        try:
+            if pidfd >= 0:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        return _waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return 0
+
+
+def run(args, input=None, capture_output=False, timeout=None, check=False,
+        stdin=None, stdout=None, stderr=None, env=None, cwd=None, text=None,
+        encoding=None, errors=None, universal_newlines=None):
+    """subprocess.run for the calls :func:`eligible` accepts."""
+    if input is not None:
+        if stdin is not None:
+            raise ValueError("stdin and input arguments may not both be used.")
+        stdin = PIPE
+    if capture_output:
+        if stdout is not None or stderr is not None:
+            raise ValueError("stdout and stderr arguments may not be used "
+                             "with capture_output.")
+        stdout = stderr = PIPE
+    text_mode = encoding or errors or text or universal_newlines
+    if text_mode and encoding is None:
+        encoding = _default_encoding()
+
+    _cleanup()
+    args_list = list(args)
+    sys.audit("subprocess.Popen", args_list[0], args_list, cwd, env)
+    argv = encode_argv(args_list)
+    exe = argv[0]
+    envp = None if env is None else _encode_env(env)
+    if cwd is not None:
+        cwd_b = os.fsencode(cwd)
+        if b"\0" in cwd_b:
+            raise ValueError("embedded null byte")
+    else:
+        cwd_b = None
+    if input is not None and text_mode:
+        input = input.encode(encoding, errors or "strict")
+
+    flags = CLOSE_FDS | RESTORE_SIGNALS
+    if timeout is not None:
+        flags |= _PIDFD
+    res = launch(exe, argv, envp, search=True, path_env=env,
+                 stdin=STDIO_PIPE if stdin == PIPE else _STDIN[stdin],
+                 stdout=_STDOUT[stdout], stderr=_STDERR[stderr],
+                 cwd=cwd_b, cwd_for_error=cwd, flags=flags,
+                 filename=args_list[0])
+    pid, pidfd = res[0], res[1]
+    fds = [res[2], res[3], res[4]]
+
+    def close(i):
+        fd = fds[i]
+        fds[i] = -1
+        if fd >= 0:
+            _close(fd)
+
+    impl = _backend.impl
+    deadline = None if timeout is None else monotonic() + timeout
+    out = err = None
+    try:
+        try:
+            if fds[0] >= 0 or fds[1] >= 0 or fds[2] >= 0:
+                com = impl.Communicator(fds[0], fds[1], fds[2], input)
+                if not com.run(deadline, close):
+                    o, e = com.output()
+                    raise _TimeoutExpired(args, timeout, output=o or None,
+                                          stderr=e or None)
+                out, err = com.output()
+            if deadline is not None:
+                if pidfd >= 0:
+                    if not impl.pidfd_wait(pidfd, deadline):
+                        raise _TimeoutExpired(args, timeout)
+                else:
+                    _wait_polling(pid, deadline, args, timeout)
+            try:
+                status = _waitpid(pid, 0)[1]
+            except ChildProcessError:
+                status = 0      # SIGCHLD ignored: status lost (bpo-15756)
+        except _TimeoutExpired:
+            _reap(pid, pidfd, kill=True)
+            raise
+        except KeyboardInterrupt:
+            exited = False
+            try:
+                if pidfd >= 0:
+                    exited = impl.pidfd_wait(pidfd, monotonic() + _SIGINT_WAIT)
+            finally:
+                _reap(pid, pidfd, kill=not exited)
+            raise
+        except BaseException:
+            _reap(pid, pidfd, kill=True)
+            raise
+    finally:
+        for i in range(3):
+            close(i)
+        if pidfd >= 0:
+            _close(pidfd)
+
+    retcode = _to_exitcode(status)
+    if text_mode:
+        # The stream's errors: TextIOWrapper(errors=None) means "strict".
+        errors = errors or "strict"
+        if out is not None:
+            out = _translate_newlines(None, out, encoding, errors)
+        if err is not None:
+            err = _translate_newlines(None, err, encoding, errors)
+    if check and retcode:
+        raise _CalledProcessError(retcode, args, output=out, stderr=err)
+    return _CompletedProcess(args, retcode, out, err)
+
+
+def _wait_polling(pid, deadline, args, timeout):
+    """No pidfd (not Linux, or an old kernel): waitpid(WNOHANG) with a
+    growing sleep, as subprocess does."""
+    import time
+    delay = 0.0005
+    while True:
+        try:
+            # WNOWAIT: see the exit without reaping (run() reaps it).
+            if os.waitid(os.P_PID, pid,
+                         os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return
+        except ChildProcessError:
+            return
+        remaining = deadline - monotonic()
+        if remaining <= 0:
+            raise _TimeoutExpired(args, timeout)
+        delay = min(delay * 2, remaining, 0.05)
+        time.sleep(delay)

@@ -27,6 +27,7 @@ from ._constants import (
 from ._encode import encode_argv
 from ._launch import launch
 from ._popen import _encode_env
+from ._procwait import wait_exit
 
 __all__ = ["eligible", "run"]
 
@@ -160,12 +161,8 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
                     raise _TimeoutExpired(args, timeout, output=o or None,
                                           stderr=e or None)
                 out, err = com.output()
-            if deadline is not None:
-                if pidfd >= 0:
-                    if not impl.pidfd_wait(pidfd, deadline):
-                        raise _TimeoutExpired(args, timeout)
-                else:
-                    _wait_polling(pid, deadline, args, timeout)
+            if deadline is not None and not wait_exit(pid, pidfd, deadline):
+                raise _TimeoutExpired(args, timeout)
             try:
                 status = _waitpid(pid, 0)[1]
             except ChildProcessError:
@@ -176,8 +173,7 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
         except KeyboardInterrupt:
             exited = False
             try:
-                if pidfd >= 0:
-                    exited = impl.pidfd_wait(pidfd, monotonic() + _SIGINT_WAIT)
+                exited = wait_exit(pid, pidfd, monotonic() + _SIGINT_WAIT)
             finally:
                 _reap(pid, pidfd, kill=not exited)
             raise
@@ -202,22 +198,3 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
         raise _CalledProcessError(retcode, args, output=out, stderr=err)
     return _CompletedProcess(args, retcode, out, err)
 
-
-def _wait_polling(pid, deadline, args, timeout):
-    """No pidfd (not Linux, or an old kernel): waitpid(WNOHANG) with a
-    growing sleep, as subprocess does."""
-    import time
-    delay = 0.0005
-    while True:
-        try:
-            # WNOWAIT: see the exit without reaping (run() reaps it).
-            if os.waitid(os.P_PID, pid,
-                         os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                return
-        except ChildProcessError:
-            return
-        remaining = deadline - monotonic()
-        if remaining <= 0:
-            raise _TimeoutExpired(args, timeout)
-        delay = min(delay * 2, remaining, 0.05)
-        time.sleep(delay)

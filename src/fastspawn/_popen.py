@@ -20,7 +20,7 @@ import sys
 import threading
 from time import monotonic as _monotonic
 
-from . import _backend
+from . import _backend, _procwait
 from ._constants import (
     CLOSE_FDS, RESTORE_SIGNALS, SETSID, STDIO_INHERIT, WANT_PIDFD,
 )
@@ -159,13 +159,12 @@ class Popen(_StdPopen):
         self._fs_close_pidfd()
 
     def _wait(self, timeout):
-        """wait() with a timeout sleeps in poll() on the pidfd until the
-        child exits, instead of sleep-polling waitpid."""
+        """wait() with a timeout sleeps until the child exits (pidfd poll,
+        or kqueue) instead of sleep-polling waitpid."""
         if (timeout is None or self.returncode is not None
-                or self._fs_pidfd < 0):
+                or (self._fs_pidfd < 0 and not _procwait.EVENT_DRIVEN)):
             return super()._wait(timeout)
         endtime = _monotonic() + timeout
-        pidfd_wait = _backend.impl.pidfd_wait
         exited = False
         while True:
             # Block on the lock only once the child is known to be gone:
@@ -185,13 +184,11 @@ class Popen(_StdPopen):
             with self._fs_lock:
                 # A copy: a reaper in another thread may close ours.
                 fd = os.dup(self._fs_pidfd) if self._fs_pidfd >= 0 else -1
-            if fd < 0:
-                exited = True   # reaped meanwhile: returncode follows
-                continue
             try:
-                exited = pidfd_wait(fd, endtime)
+                exited = _procwait.wait_exit(self.pid, fd, endtime)
             finally:
-                os.close(fd)
+                if fd >= 0:
+                    os.close(fd)
             if not exited:
                 raise _TimeoutExpired(self.args, timeout)
         return self.returncode

@@ -20,6 +20,7 @@ import sys
 from time import monotonic
 
 from . import _backend
+from ._completed import CompletedProcess
 from ._constants import (
     CLOSE_FDS, RESTORE_SIGNALS, STDIO_DEVNULL, STDIO_INHERIT, STDIO_PIPE,
     STDIO_STDOUT, WANT_PIDFD,
@@ -34,7 +35,6 @@ __all__ = ["eligible", "run"]
 PIPE = subprocess.PIPE
 STDOUT = subprocess.STDOUT
 DEVNULL = subprocess.DEVNULL
-_CompletedProcess = subprocess.CompletedProcess
 _CalledProcessError = subprocess.CalledProcessError
 _TimeoutExpired = subprocess.TimeoutExpired
 _translate_newlines = subprocess.Popen._translate_newlines
@@ -49,6 +49,7 @@ _STDERR = dict(_STDOUT)
 _STDERR[STDOUT] = STDIO_STDOUT
 _PIDFD = WANT_PIDFD if sys.platform.startswith("linux") else 0
 _waitpid = os.waitpid
+_wait4 = os.wait4
 _to_exitcode = os.waitstatus_to_exitcode
 _close = os.close
 # How long an interrupted run lets the child exit on its own (the SIGINT
@@ -135,6 +136,7 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
     flags = CLOSE_FDS | RESTORE_SIGNALS
     if timeout is not None:
         flags |= _PIDFD
+    t0 = monotonic()
     res = launch(exe, argv, envp, search=True, path_env=env,
                  stdin=STDIO_PIPE if stdin == PIPE else _STDIN[stdin],
                  stdout=_STDOUT[stdout], stderr=_STDERR[stderr],
@@ -164,9 +166,11 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
             if deadline is not None and not wait_exit(pid, pidfd, deadline):
                 raise _TimeoutExpired(args, timeout)
             try:
-                status = _waitpid(pid, 0)[1]
+                status, rusage = _wait4(pid, 0)[1:]
             except ChildProcessError:
-                status = 0      # SIGCHLD ignored: status lost (bpo-15756)
+                # SIGCHLD ignored: status lost (bpo-15756)
+                status, rusage = 0, None
+            duration = monotonic() - t0
         except _TimeoutExpired:
             _reap(pid, pidfd, kill=True)
             raise
@@ -196,5 +200,6 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
             err = _translate_newlines(None, err, encoding, errors)
     if check and retcode:
         raise _CalledProcessError(retcode, args, output=out, stderr=err)
-    return _CompletedProcess(args, retcode, out, err)
+    return CompletedProcess(args, retcode, out, err, rusage=rusage,
+                            duration=duration)
 

@@ -64,6 +64,12 @@ class Popen(_StdPopen):
     _fs_pidfd = -1
     _fs_lock = None
     _fs_comm = None
+    _fs_t0 = None
+
+    #: The child's ``resource.struct_rusage`` (from wait4) once reaped.
+    rusage = None
+    #: Seconds from spawn to reap (monotonic clock) once reaped.
+    duration = None
     _fs_method = 0
 
     # ---- starting ----------------------------------------------------------
@@ -125,6 +131,7 @@ class Popen(_StdPopen):
         pass_fds = tuple(sorted(set(map(int, p["pass_fds"]))))
         self._fs_lock = threading.Lock()
 
+        self._fs_t0 = _monotonic()
         res = launch(
             exe, argv, envp, search=True, path_env=env,
             stdin=p2cread if p2cread != -1 else STDIO_INHERIT,
@@ -154,9 +161,32 @@ class Popen(_StdPopen):
         if fd >= 0:
             _close(fd)
 
-    def _handle_exitstatus(self, sts, *args, **kwargs):
+    def _handle_exitstatus(self, sts, *args, _now=_monotonic, **kwargs):
         super()._handle_exitstatus(sts, *args, **kwargs)
+        if self._fs_t0 is not None:
+            self.duration = _now() - self._fs_t0
         self._fs_close_pidfd()
+
+    # Reaping goes through wait4() so that the child's resource usage is
+    # kept; subprocess reaps in _try_wait (wait) and _internal_poll (poll).
+    def _try_wait(self, wait_flags, _wait4=os.wait4):
+        try:
+            pid, sts, ru = _wait4(self.pid, wait_flags)
+        except ChildProcessError:
+            # SIGCHLD ignored or reaped elsewhere: the status is lost
+            # (subprocess says 0, bpo-15756).
+            return (self.pid, 0)
+        if pid == self.pid:
+            self.rusage = ru
+        return (pid, sts)
+
+    def _internal_poll(self, _deadstate=None, _wait4=os.wait4, **kwargs):
+        def waitpid(pid, flags):
+            got, sts, ru = _wait4(pid, flags)
+            if got == pid:
+                self.rusage = ru
+            return got, sts
+        return super()._internal_poll(_deadstate, _waitpid=waitpid, **kwargs)
 
     def _wait(self, timeout):
         """wait() with a timeout sleeps until the child exits (pidfd poll,
@@ -266,6 +296,11 @@ class Popen(_StdPopen):
         super().__del__(*args, **kwargs)
 
 
+# What the last _CapturePopen of this thread measured, for the
+# CompletedProcess that the stdlib's run() builds right after its with-block.
+_last_usage = threading.local()
+
+
 class _CapturePopen(Popen):
     """The Popen behind run(), check_output() & co. Its streams are never
     handed to the caller, so communicate() can always use the C loop, even
@@ -281,3 +316,9 @@ class _CapturePopen(Popen):
             finally:
                 self._communication_started = True
         return super().communicate(input, timeout)
+
+    def __exit__(self, exc_type, value, traceback):
+        try:
+            return super().__exit__(exc_type, value, traceback)
+        finally:
+            _last_usage.value = (self.rusage, self.duration)

@@ -6,14 +6,16 @@ object, defaults and docstrings -- rebound to a namespace in which ``Popen``
 is fastspawn's. Their semantics therefore match subprocess's exactly, for
 every Python version, with no copy of the logic. ``run`` first offers the
 call to the direct path of _fastrun (no Popen object) when it qualifies;
-check_output, getoutput and getstatusoutput go through ``run`` too. Exceptions, constants and
-``CompletedProcess`` are subprocess's very objects.
+check_output, getoutput and getstatusoutput go through ``run`` too. Exceptions and constants are
+subprocess's very objects; ``CompletedProcess`` is a subclass of
+subprocess's that adds the child's ``rusage`` and ``duration``.
 """
 import subprocess
 import types
 
 from . import _fastrun
-from ._popen import Popen, _CapturePopen
+from ._completed import CompletedProcess
+from ._popen import Popen, _CapturePopen, _last_usage
 
 __all__ = [
     "Popen", "run", "call", "check_call", "check_output", "getoutput",
@@ -25,7 +27,6 @@ __all__ = [
 PIPE = subprocess.PIPE
 STDOUT = subprocess.STDOUT
 DEVNULL = subprocess.DEVNULL
-CompletedProcess = subprocess.CompletedProcess
 CalledProcessError = subprocess.CalledProcessError
 TimeoutExpired = subprocess.TimeoutExpired
 SubprocessError = subprocess.SubprocessError
@@ -38,6 +39,19 @@ _FUNCTIONS = ("run", "call", "check_call", "check_output", "getoutput",
 # (and each other: check_call -> call, check_output -> run, ...).
 _namespace = dict(vars(subprocess))
 _namespace["Popen"] = _CapturePopen
+
+
+def _completed(args, returncode, stdout=None, stderr=None):
+    """CompletedProcess as the stdlib's run() builds it, plus what its
+    Popen measured (handed over by _CapturePopen.__exit__, just before)."""
+    usage = getattr(_last_usage, "value", None)
+    _last_usage.value = None
+    rusage, duration = usage if usage is not None else (None, None)
+    return CompletedProcess(args, returncode, stdout, stderr,
+                            rusage=rusage, duration=duration)
+
+
+_namespace["CompletedProcess"] = _completed
 
 
 def _rebind(func):

@@ -1,6 +1,13 @@
-"""Command line: ``python -m fastspawn run SCRIPT|-m MODULE [ARGS...]`` runs an
-unmodified program with fastspawn swapped into subprocess, exiting with the
-program's status."""
+"""Command line.
+
+``python -m fastspawn run SCRIPT|-m MODULE [ARGS...]`` runs an unmodified
+program with fastspawn swapped into subprocess, exiting with the program's
+status.
+
+``python -m fastspawn bench [--gate] [--json FILE] [--plot FILE.png]``
+benchmarks fastspawn against subprocess on this machine (see
+``fastspawn._bench``); ``--gate`` is the regression gate.
+"""
 import argparse
 import runpy
 import sys
@@ -36,8 +43,14 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", help="run a program with fastspawn installed "
                                "into subprocess", add_help=False)
+    sub.add_parser("bench", help="benchmark fastspawn against subprocess "
+                                 "(--gate: the regression gate)",
+                   add_help=False)
     if argv[:1] == ["run"]:
         return _run(argv[1:])
+    if argv[:1] == ["bench"]:
+        from ._bench import main as bench_main
+        return bench_main(argv[1:])
     parser.parse_args(argv)
     parser.print_help()
     return 2

@@ -90,7 +90,7 @@ def extensions():
     ext = Extension(
         "fastspawn._spawn_c",
         sources=["src/fastspawn/_spawn_c.pyx", "csrc/fs_spawn.c",
-                 "csrc/fs_io.c"],
+                 "csrc/fs_io.c", "csrc/fs_loop.c"],
         include_dirs=["csrc"],
         extra_compile_args=cflags,
         extra_link_args=ldflags,

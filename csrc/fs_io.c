@@ -85,6 +85,12 @@ fs_communicate(fs_comm *c, double deadline)
         }
         if (n == 0)
             return FS_COMM_DONE;
+        /* Once the deadline has passed, stop even if data is ready (as
+         * subprocess does before each select): a child that writes or
+         * reads faster than we keep up cannot hold us past the deadline,
+         * and an expired timeout (0, negative) never reads anything. */
+        if (deadline >= 0 && fs_monotonic() > deadline)
+            return FS_COMM_TIMEOUT;
 
         r = poll(pfd, (nfds_t)n, poll_timeout_ms(deadline));
         if (r == -1) {

@@ -37,10 +37,14 @@ typedef struct {
  * loop). Returns 0 or -1 with errno. */
 int fs_comm_start(fs_comm *c);
 
-/* Run until an event. deadline: CLOCK_MONOTONIC seconds, < 0 for none. */
+/* Run until an event. deadline: CLOCK_MONOTONIC seconds, < 0 for none
+ * (so a deadline in the past must be passed as 0, not as a negative
+ * number). Returns FS_COMM_TIMEOUT, without reading or writing, whenever
+ * the deadline has already passed on entry or between two polls. */
 int fs_communicate(fs_comm *c, double deadline);
 
-/* Wait until the child behind pidfd exits or the deadline passes.
+/* Wait until the child behind pidfd exits or the deadline passes
+ * (CLOCK_MONOTONIC seconds, < 0 for none: see fs_communicate).
  * Returns 1 when it exited, 0 on timeout, -1 with errno (EINTR included). */
 int fs_pidfd_wait(int pidfd, double deadline);
 

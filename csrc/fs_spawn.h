@@ -4,17 +4,23 @@
  * Every higher layer (the spawn* family, Popen, pipelines) calls fs_spawn().
  * It chooses the cheapest mechanism that can express the request:
  *
- *   FS_VIA_POSIX_SPAWN  posix_spawn(3) with file actions and attributes;
- *   FS_VIA_VFORK        vfork(2) + an async-signal-safe child (Linux), or
- *                       fork(2) with the same child elsewhere, for what
- *                       posix_spawn cannot say (umask, uid/gid, pass_fds
- *                       with close-the-rest, chdir on old libcs).
+ *   FS_VIA_VFORK        vfork(2) + an async-signal-safe child (Linux): the
+ *                       cheapest for the parent, so the default there, and
+ *                       the only way for what posix_spawn cannot say
+ *                       (umask, uid/gid, pass_fds with close-the-rest,
+ *                       chdir on old libcs, a PATH search by execvp's rule);
+ *   FS_VIA_POSIX_SPAWN  posix_spawn(3) with file actions and attributes:
+ *                       the default where there is no vfork path (macOS),
+ *                       and on Linux with FS_PREFER_POSIX_SPAWN;
+ *   FS_VIA_FORK         fork(2) with the vfork child's code, where neither
+ *                       applies.
  *
  * Running Python code in the child (preexec_fn) is not this file's job: the
  * Python layer hands such requests to the interpreter's own fork machinery.
  *
- * The primitive tries exactly one path. Searching PATH is decided once, in
- * fastspawn/_execpath.py, which calls this once per candidate.
+ * Which candidates a PATH search tries is decided once, in
+ * fastspawn/_execpath.py; this tries them in order (in the child with
+ * vfork, so the parent pays nothing for the misses).
  */
 #ifndef FASTSPAWN_FS_SPAWN_H
 #define FASTSPAWN_FS_SPAWN_H
@@ -47,9 +53,16 @@
 #define FS_RESTORE_SIGNALS  0x04  /* SIGPIPE, SIGXFSZ (, SIGXFZ) -> SIG_DFL */
 #define FS_WANT_PIDFD       0x08  /* return a pidfd for the child (Linux) */
 #define FS_FORCE_VFORK      0x10  /* testing: skip the posix_spawn path */
+#define FS_PREFER_POSIX_SPAWN 0x20 /* use posix_spawn wherever it can express
+                                     the request, even where the vfork path
+                                     is cheaper (see fs_spawn_method()) */
 
 typedef struct {
-    const char *path;           /* file to execute, never searched */
+    char *const *paths;         /* files to try to exec, in order; more
+                                   than one: a PATH search, reported with
+                                   os.execvp's rule (the first error other
+                                   than ENOENT/ENOTDIR, else the last) */
+    size_t n_paths;             /* >= 1 */
     char *const *argv;          /* NULL terminated */
     char *const *envp;          /* NULL terminated, or NULL: inherit environ */
     int stdio[3];               /* FS_STDIO_* or an fd */

@@ -33,6 +33,9 @@ def pytest_configure(config):
         "markers",
         "c_extension: only meaningful for the compiled backend "
         "(skipped for the pure one)")
+    config.addinivalue_line(
+        "markers",
+        "dispositions: checks the child's exact signal dispositions")
 
 
 # ---------------------------------------------------------------------------

@@ -155,3 +155,96 @@ def load_probe(outfile):
 def fd_id(fd):
     st = os.fstat(fd)
     return (st.st_dev, st.st_ino)
+
+
+# ---------------------------------------------------------------------------
+# Differential helpers: run the same thing through ``subprocess`` and
+# ``fastspawn`` and compare what came out (used by test_run_*.py,
+# test_popen_*.py and test_install.py).
+
+# Exception attributes compared besides the type and str(): OSError's,
+# CalledProcessError's and TimeoutExpired's.
+EXC_ATTRS = ("errno", "strerror", "filename", "filename2", "cmd",
+             "returncode", "output", "stdout", "stderr", "timeout")
+
+_BIG = 4096
+
+
+def digest(value):
+    """``value`` with big bytes/str replaced by a short description, so
+    that assertion diffs stay readable (recursing into tuples/lists/dicts)."""
+    import hashlib
+    if isinstance(value, (bytes, bytearray)) and len(value) > _BIG:
+        return "<%s len=%d sha256=%s>" % (
+            type(value).__name__, len(value),
+            hashlib.sha256(value).hexdigest()[:16])
+    if isinstance(value, str) and len(value) > _BIG:
+        return "<str len=%d sha256=%s>" % (
+            len(value), hashlib.sha256(
+                value.encode("utf-8", "surrogatepass")).hexdigest()[:16])
+    if isinstance(value, tuple):
+        return tuple(digest(v) for v in value)
+    if isinstance(value, list):
+        return [digest(v) for v in value]
+    if isinstance(value, dict):
+        return {k: digest(v) for k, v in value.items()}
+    return value
+
+
+def describe_exception(exc):
+    """A comparable description of an exception: class, str() and the
+    attributes of EXC_ATTRS it has."""
+    attrs = {}
+    for name in EXC_ATTRS:
+        if hasattr(exc, name):
+            attrs[name] = getattr(exc, name)
+    return digest({"raised": type(exc), "str": str(exc), "attrs": attrs})
+
+
+def describe_value(value):
+    """A comparable description of what a call returned."""
+    import subprocess
+    if isinstance(value, subprocess.CompletedProcess):
+        # fastspawn's is a subclass (it adds rusage/duration): compare what
+        # subprocess's has.
+        return digest({"returned": "CompletedProcess", "args": value.args,
+                       "returncode": value.returncode,
+                       "stdout": value.stdout, "stderr": value.stderr,
+                       "repr_prefix": repr(value)[:200]})
+    return digest({"returned": type(value), "value": value})
+
+
+def outcome(func, *args, **kwargs):
+    """describe_value() of what ``func(*args, **kwargs)`` returns, or
+    describe_exception() of what it raises."""
+    try:
+        value = func(*args, **kwargs)
+    except Exception as e:
+        return describe_exception(e)
+    return describe_value(value)
+
+
+def approx_timeout(desc, limit):
+    """For a TimeoutExpired whose ``timeout`` is the time that was left
+    (subprocess reports ``wait(timeout=remaining)`` that way): replace the
+    float by whether it lies in (0, limit], in the attributes and str()."""
+    import re
+    if not isinstance(desc, dict) or "attrs" not in desc:
+        return desc
+    desc = dict(desc)
+    attrs = dict(desc["attrs"])
+    t = attrs.get("timeout")
+    if isinstance(t, float):
+        attrs["timeout"] = "in (0, %s]: %s" % (limit, 0 < t <= limit)
+        desc["str"] = re.sub(r"after [-+0-9.e]+ seconds",
+                             "after <=%s seconds" % limit, desc["str"])
+    desc["attrs"] = attrs
+    return desc
+
+
+def fd_is_open(fd):
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True

@@ -93,9 +93,16 @@ def sh(script, *args):
             else script, b"sh"] + list(args)
 
 
-@pytest.fixture(params=[0, K.FORCE_VFORK], ids=["auto", "vfork"])
-def vflags(request):
-    """Extra flags: 0 (the backend chooses) or FORCE_VFORK."""
+@pytest.fixture(params=[0, K.FORCE_VFORK, K.PREFER_POSIX_SPAWN],
+                ids=["auto", "vfork", "posix"])
+def vflags(request, backend):
+    """Extra flags: 0 (the backend chooses), FORCE_VFORK, or
+    PREFER_POSIX_SPAWN (posix_spawn wherever it can express the request)."""
+    if (request.param == K.PREFER_POSIX_SPAWN and backend.__name__.endswith(
+            "_spawn_py") and request.node.get_closest_marker("dispositions")):
+        pytest.skip("os.posix_spawn cannot reset glibc's internal signals: "
+                    "the pure backend uses it only when asked, with that "
+                    "documented quirk")
     return request.param
 
 
@@ -839,6 +846,7 @@ def test_restore_signals(backend, vflags):
     assert not ign & sigbit(signal.SIGXFSZ)
 
 
+@pytest.mark.dispositions
 def test_ignored_signals_exactly_inherited(backend, vflags):
     """The child ignores exactly what the parent ignores: nothing more (no
     libc-internal signal left SIG_IGN), nothing less."""
@@ -847,6 +855,7 @@ def test_ignored_signals_exactly_inherited(backend, vflags):
         ign, _own_sigign())
 
 
+@pytest.mark.dispositions
 def test_ignored_signals_exactly_restored(backend, vflags):
     ign = status_field(_child_status(backend, vflags | K.RESTORE_SIGNALS),
                        "SigIgn")
@@ -864,6 +873,7 @@ def test_ignored_signals_same_for_every_method(backend):
         assert auto == vfork, "flags %#x: %#x != %#x" % (flags, auto, vfork)
 
 
+@pytest.mark.dispositions
 def test_restore_signals_keeps_other_ignored(backend, vflags):
     old = signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     try:
@@ -955,6 +965,34 @@ def test_spawn_method_does_not_spawn(backend):
 
 
 @pytest.mark.c_extension
+def test_c_spawn_method_linux_default_is_vfork(backend):
+    """On Linux the vfork path is measured cheaper for the parent than
+    glibc's posix_spawn (see fs_spawn_method), so it is the default."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("Linux expectations")
+    for kw in (dict(), dict(stdout=K.STDIO_PIPE), dict(cwd=b"/"),
+               dict(flags=K.CLOSE_FDS | K.RESTORE_SIGNALS)):
+        assert backend.spawn_method(
+            *_req(b"/bin/true", [b"true"], **kw)) == K.VIA_VFORK
+
+
+@pytest.mark.c_extension
+def test_c_spawn_method_path_search_prefers_posix_when_asked(backend):
+    """Several candidates (a PATH search) can still go through posix_spawn
+    when it is preferred: one posix_spawn per existing candidate."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("Linux expectations")
+    paths = (b"/nonexistent/true", b"/bin/true")
+    args = list(_req(b"/bin/true", [b"true"], flags=K.PREFER_POSIX_SPAWN))
+    args[0] = paths
+    assert backend.spawn_method(*args) == K.VIA_POSIX_SPAWN
+    res = backend.spawn(*args)
+    assert res[5] == K.VIA_POSIX_SPAWN and res[6] == K.STEP_OK
+    assert os.waitpid(res[0], 0)[1] == 0
+
+
+# What posix_spawn can express (asked for with PREFER_POSIX_SPAWN).
+@pytest.mark.c_extension
 @pytest.mark.parametrize("kw,expected", [
     (dict(), K.VIA_POSIX_SPAWN),
     (dict(stdout=K.STDIO_PIPE, stderr=K.STDIO_STDOUT), K.VIA_POSIX_SPAWN),
@@ -973,6 +1011,7 @@ def test_spawn_method_does_not_spawn(backend):
 def test_c_spawn_method_linux(backend, kw, expected):
     if not sys.platform.startswith("linux"):
         pytest.skip("glibc/Linux expectations")
+    kw["flags"] = kw.get("flags", 0) | K.PREFER_POSIX_SPAWN
     method = backend.spawn_method(*_req(b"/bin/true", [b"true"], **kw))
     if expected == "not-posix":
         assert method in (K.VIA_VFORK, K.VIA_FORK)
@@ -984,12 +1023,15 @@ def test_c_spawn_method_linux(backend, kw, expected):
 def test_c_spawn_method_pass_fds_gaps(backend):
     if not sys.platform.startswith("linux"):
         pytest.skip("glibc/Linux expectations")
+    posix = K.PREFER_POSIX_SPAWN
     near = backend.spawn_method(*_req(b"/bin/true", [b"true"],
-                                      pass_fds=(5, 9), flags=K.CLOSE_FDS))
+                                      pass_fds=(5, 9),
+                                      flags=K.CLOSE_FDS | posix))
     far = backend.spawn_method(*_req(b"/bin/true", [b"true"],
-                                     pass_fds=(500,), flags=K.CLOSE_FDS))
+                                     pass_fds=(500,),
+                                     flags=K.CLOSE_FDS | posix))
     far_no_close = backend.spawn_method(*_req(b"/bin/true", [b"true"],
-                                              pass_fds=(500,)))
+                                              pass_fds=(500,), flags=posix))
     assert near == K.VIA_POSIX_SPAWN
     assert far == K.VIA_VFORK
     assert far_no_close == K.VIA_POSIX_SPAWN

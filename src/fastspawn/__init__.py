@@ -24,6 +24,9 @@ from ._subprocess_api import (
     getoutput, getstatusoutput, list2cmdline, run,
 )
 from ._install import install, uninstall
+from ._pipeline import PipelineResult, pipeline
+from ._runmany import ManyResult, run_many, run_many_iter
+from . import daemon
 
 __version__ = "0.1.0"
 
@@ -31,7 +34,7 @@ __version__ = "0.1.0"
 USE_EXTENSIONS: bool = _backend.USE_EXTENSIONS
 
 
-def _read_build_warning():
+def _read_build_warning() -> "str | None":
     path = _os.path.join(_os.path.dirname(__file__), "_build_warning.txt")
     try:
         with open(path, encoding="utf-8") as f:
@@ -41,7 +44,7 @@ def _read_build_warning():
 
 
 #: The installer's warning when the C extension failed to build, else None.
-BUILD_WARNING = _read_build_warning()
+BUILD_WARNING: "str | None" = _read_build_warning()
 
 __all__ = [
     "USE_EXTENSIONS", "BUILD_WARNING", "__version__",
@@ -53,4 +56,6 @@ __all__ = [
     "spawnl", "spawnle", "spawnlp", "spawnlpe",
     "spawnv", "spawnve", "spawnvp", "spawnvpe",
     "system", "popen",
+    "pipeline", "PipelineResult", "run_many", "run_many_iter", "ManyResult",
+    "daemon",
 ]

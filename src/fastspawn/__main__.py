@@ -9,8 +9,13 @@ benchmarks fastspawn against subprocess on this machine (see
 ``fastspawn._bench``); ``--gate`` is the regression gate.
 """
 import argparse
+import builtins
+import importlib.machinery
+import os
 import runpy
 import sys
+import types
+import zipfile
 
 from ._install import install
 
@@ -29,10 +34,29 @@ def _run(argv):
         runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
     else:
         sys.argv = argv[:]
-        sys.path.insert(0, __import__("os").path.dirname(
-            __import__("os").path.abspath(argv[0])))
-        runpy.run_path(argv[0], run_name="__main__")
+        _run_script(argv[0])
     return 0
+
+
+def _run_script(given):
+    """Run a script as `python SCRIPT` does: sys.argv[0] as given,
+    __file__ and sys.path[0] absolute (Python >= 3.9). runpy.run_path()
+    would set sys.argv[0] to its own argument: it serves only directories
+    and zip files (their __main__.py)."""
+    script = os.path.abspath(given)
+    sys.path.insert(0, os.path.dirname(script))
+    if not os.path.isfile(script) or zipfile.is_zipfile(script):
+        sys.path[0] = script
+        runpy.run_path(script, run_name="__main__")
+        return
+    loader = importlib.machinery.SourceFileLoader("__main__", script)
+    code = loader.get_code("__main__")
+    main = types.ModuleType("__main__")
+    main.__dict__.update(__file__=script, __loader__=loader, __spec__=None,
+                         __cached__=None, __package__=None,
+                         __builtins__=builtins)
+    sys.modules["__main__"] = main
+    exec(code, main.__dict__)
 
 
 def main(argv=None):

@@ -25,7 +25,12 @@ class Communicator:
         self._result = None
         self.finished = False
         if stdin_fd >= 0:
-            self._view = memoryview(b"" if input is None else input).cast("B")
+            view = memoryview(b"" if input is None else input)
+            if not view.c_contiguous:
+                # What subprocess's os.write() of such a view raises.
+                raise BufferError("memoryview: underlying buffer is not "
+                                  "C-contiguous")
+            self._view = view.cast("B")
             os.set_blocking(stdin_fd, False)
 
     @property
@@ -40,6 +45,8 @@ class Communicator:
 
     def run(self, deadline, on_close):
         fds = self._fds
+        if deadline is not None and deadline != deadline:
+            raise ValueError("cannot convert float NaN to integer")
         while True:
             if fds[0] >= 0 and self._off >= len(self._view):
                 self._finish(0, on_close)
@@ -47,6 +54,9 @@ class Communicator:
             if fds[0] < 0 and fds[1] < 0 and fds[2] < 0:
                 self.finished = True
                 return True
+            # Past the deadline: stop even if data is ready (fs_io.c).
+            if deadline is not None and monotonic() > deadline:
+                return False
             with _Selector() as sel:
                 if fds[0] >= 0:
                     sel.register(fds[0], selectors.EVENT_WRITE, 0)
@@ -83,8 +93,16 @@ class Communicator:
     def output(self):
         if self._result is not None:
             return self._result
-        out = tuple(b"".join(c) if w else None
-                    for c, w in zip(self._chunks, self._wanted))
+        if self.finished:
+            out = tuple(b"".join(c) if w else None
+                        for c, w in zip(self._chunks, self._wanted))
+        else:
+            # Before the end: None for a stream that gave nothing yet, not
+            # even EOF (what subprocess's TimeoutExpired carries).
+            out = tuple(b"".join(c) if w and (c or self._fds[i + 1] < 0)
+                        else None
+                        for i, (c, w) in enumerate(zip(self._chunks,
+                                                       self._wanted)))
         if self.finished:
             self._result = out
             self._chunks = ([], [])
@@ -96,8 +114,225 @@ def pidfd_wait(pidfd, deadline):
     time.monotonic() passes ``deadline`` (None: no deadline)."""
     p = select.poll()
     p.register(pidfd, select.POLLIN)
-    if deadline is None:
+    if deadline is None or deadline != deadline:
+        # NaN: no deadline, as subprocess's wait(timeout=nan) behaves.
         return bool(p.poll())
     # poll() retries EINTR itself with the remaining time (PEP 475).
     ms = max(0.0, deadline - monotonic()) * 1000.0
     return bool(p.poll(ms))
+
+
+# ---- run_many()'s event loop: twin of _spawn_c.RunLoop (csrc/fs_loop.c) ----
+
+__all__ += ["RunLoop", "LOOP_EXITED", "LOOP_EXPIRED", "LOOP_WAKE",
+            "LOOP_IDLE", "LOOP_NOTIFY"]
+
+LOOP_EXITED = 1
+LOOP_EXPIRED = 2
+LOOP_WAKE = 4
+LOOP_IDLE = 5
+LOOP_NOTIFY = 7
+
+_SLOT_FREE, _SLOT_BUSY, _SLOT_DONE = 0, 1, 2
+# waitid() check interval (s) for children without a pidfd (fs_loop.c).
+_NOPIDFD_MIN = 0.001
+_NOPIDFD_MAX = 0.05
+
+
+class _Slot:
+    __slots__ = ("state", "pid", "pidfd", "exited", "fds", "chunks",
+                 "wanted", "deadline")
+
+    def __init__(self):
+        self.state = _SLOT_FREE
+
+
+class RunLoop:
+    """See _spawn_c.RunLoop: the same loop on a selector."""
+
+    def __init__(self, nslots, notify_fd=-1):
+        if nslots < 1:
+            raise ValueError("nslots must be at least 1")
+        self._slots = [_Slot() for _ in range(nslots)]
+        self._sel = _Selector()
+        self._notify = notify_fd
+        if notify_fd >= 0:
+            self._sel.register(notify_fd, selectors.EVENT_READ, None)
+        self._next = 0
+        self._nopidfd = _NOPIDFD_MIN
+        self._closed = False
+        #: {pid: wait status} of children this loop had to reap itself
+        #: (no pidfd and no os.waitid(), e.g. macOS): the caller's waitpid()
+        #: must look here first.
+        self.reaped = {}
+
+    def _check(self, slot):
+        if self._closed:
+            raise ValueError("RunLoop is closed")
+        if not 0 <= slot < len(self._slots):
+            raise IndexError("slot out of range")
+        return self._slots[slot]
+
+    def add(self, slot, pid, pidfd, stdout_fd, stderr_fd, deadline):
+        s = self._check(slot)
+        if s.state != _SLOT_FREE:
+            raise ValueError("slot %d is not free" % slot)
+        s.state = _SLOT_BUSY
+        s.pid = pid
+        s.pidfd = pidfd
+        s.exited = False
+        s.fds = [stdout_fd, stderr_fd]
+        s.chunks = ([], [])
+        s.wanted = (stdout_fd >= 0, stderr_fd >= 0)
+        s.deadline = deadline
+        if pidfd >= 0:
+            self._sel.register(pidfd, selectors.EVENT_READ, (slot, 0))
+        else:
+            self._nopidfd = _NOPIDFD_MIN
+        for k in (0, 1):
+            if s.fds[k] >= 0:
+                self._sel.register(s.fds[k], selectors.EVENT_READ,
+                                   (slot, k + 1))
+
+    def _close_stream(self, s, k):
+        fd = s.fds[k]
+        if fd >= 0:
+            s.fds[k] = -1
+            self._sel.unregister(fd)
+            os.close(fd)
+
+    def drop(self, slot):
+        s = self._check(slot)
+        if s.state != _SLOT_FREE:
+            self._close_stream(s, 0)
+            self._close_stream(s, 1)
+
+    def _pending(self):
+        slots = self._slots
+        n = len(slots)
+        now = None
+        for j in range(n):
+            i = (self._next + j) % n
+            s = slots[i]
+            if s.state != _SLOT_BUSY:
+                continue
+            if s.exited and s.fds[0] < 0 and s.fds[1] < 0:
+                s.state = _SLOT_DONE
+                self._next = (i + 1) % n
+                return (LOOP_EXITED, i)
+            if s.deadline is not None:
+                if now is None:
+                    now = monotonic()
+                if now >= s.deadline:
+                    s.deadline = None
+                    self._next = (i + 1) % n
+                    return (LOOP_EXPIRED, i)
+        return None
+
+    def run(self, wake):
+        self._check(0)
+        slots = self._slots
+        while True:
+            ev = self._pending()
+            if ev is not None:
+                return ev
+            now = monotonic()
+            if wake is not None and now >= wake:
+                return (LOOP_WAKE, -1)
+            busy = nopidfd = False
+            first = wake
+            for s in slots:
+                if s.state != _SLOT_BUSY:
+                    continue
+                busy = True
+                if not s.exited and s.pidfd < 0:
+                    nopidfd = True
+                if s.deadline is not None and (first is None
+                                               or s.deadline < first):
+                    first = s.deadline
+            if not busy and self._notify < 0:
+                return (LOOP_IDLE, -1)
+            timeout = None if first is None else max(0.0, first - now)
+            if nopidfd and (timeout is None or timeout > self._nopidfd):
+                timeout = self._nopidfd
+            # select() retries EINTR itself after running handlers (PEP 475).
+            notified = False
+            for key, _ in self._sel.select(timeout):
+                if key.data is None:
+                    notified = True
+                    continue
+                i, kind = key.data
+                s = slots[i]
+                if kind == 0:
+                    s.exited = True
+                    self._sel.unregister(s.pidfd)
+                    continue
+                k = kind - 1
+                if s.fds[k] < 0:
+                    continue
+                data = os.read(s.fds[k], _READ_CHUNK)
+                if data:
+                    s.chunks[k].append(data)
+                else:
+                    self._close_stream(s, k)
+            if nopidfd:
+                found = False
+                for s in slots:
+                    if (s.state == _SLOT_BUSY and not s.exited
+                            and s.pidfd < 0
+                            and _exited_nopidfd(s.pid, self.reaped)):
+                        s.exited = found = True
+                if found:
+                    self._nopidfd = _NOPIDFD_MIN
+                else:
+                    self._nopidfd = min(self._nopidfd * 2, _NOPIDFD_MAX)
+            if notified:
+                return (LOOP_NOTIFY, -1)
+
+    def take(self, slot):
+        s = self._check(slot)
+        if s.state != _SLOT_DONE:
+            raise ValueError("slot %d has not finished" % slot)
+        out = tuple(b"".join(c) if w else None
+                    for c, w in zip(s.chunks, s.wanted))
+        self._close_stream(s, 0)
+        self._close_stream(s, 1)
+        s.chunks = None
+        s.state = _SLOT_FREE
+        return out
+
+    def close(self):
+        if self._closed:
+            return
+        for s in self._slots:
+            if s.state == _SLOT_FREE:
+                continue
+            if s.state == _SLOT_BUSY and not s.exited and s.pidfd >= 0:
+                self._sel.unregister(s.pidfd)
+                s.exited = True
+            self._close_stream(s, 0)
+            self._close_stream(s, 1)
+        if self._notify >= 0:
+            self._sel.unregister(self._notify)
+            self._notify = -1
+        self._sel.close()
+        self._closed = True
+
+
+def _exited_nopidfd(pid, reaped):
+    """Whether child ``pid`` has exited, without reaping it where
+    os.waitid() exists; elsewhere it is reaped into ``reaped``."""
+    try:
+        if _waitid is not None:
+            return _waitid(os.P_PID, pid,
+                           os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        got, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    if got == pid:
+        reaped[pid] = status
+        return True
+    return False
+
+
+_waitid = getattr(os, "waitid", None)

@@ -13,6 +13,7 @@ improvements: an interrupted run (KeyboardInterrupt...) always reaps its
 child -- subprocess leaves it to a later ``_cleanup()`` -- and the timeout
 in a TimeoutExpired is the one the caller gave, not the time that was left.
 """
+import io
 import os
 import signal
 import subprocess
@@ -27,7 +28,7 @@ from ._constants import (
 )
 from ._encode import encode_argv
 from ._launch import launch
-from ._popen import _encode_env
+from ._popen import _decode_like_stream, _encode_env
 from ._procwait import wait_exit
 
 __all__ = ["eligible", "run"]
@@ -65,8 +66,11 @@ def eligible(popenargs, kwargs):
     if type(args) not in (list, tuple) or not args:
         return False
     g = kwargs.get
-    if (g("stdin") not in _STDIN or g("stdout") not in _STDOUT
-            or g("stderr") not in _STDERR):
+    try:
+        if (g("stdin") not in _STDIN or g("stdout") not in _STDOUT
+                or g("stderr") not in _STDERR):
+            return False
+    except TypeError:   # unhashable: a bad value, subprocess reports it
         return False
     if (g("text") is not None and g("universal_newlines") is not None
             and bool(g("text")) != bool(g("universal_newlines"))):
@@ -130,11 +134,36 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
             raise ValueError("embedded null byte")
     else:
         cwd_b = None
-    if input is not None and text_mode:
-        input = input.encode(encoding, errors or "strict")
+    # subprocess's communicate() takes ``input`` one of two ways: with at
+    # most one pipe and no timeout, through the stdin file object (only
+    # when input is true); otherwise _save_input() encodes it in text mode
+    # and the select loop takes memoryview(input), again only when true.
+    # The same checks, with the same errors (before anything is started).
+    lone_pipe = timeout is None and (stdin, stdout, stderr).count(PIPE) <= 1
+    if input is not None:
+        if not lone_pipe:
+            if text_mode:
+                input = input.encode(encoding, errors or "strict")
+        elif input and text_mode:
+            if not isinstance(input, str):
+                # Raises TextIOWrapper.write()'s TypeError, word for word.
+                io.TextIOWrapper(io.BytesIO()).write(input)
+            input = input.encode(encoding, errors or "strict")
+        elif input:
+            try:
+                memoryview(input)
+            except TypeError:
+                # Raises BufferedWriter.write()'s TypeError, word for word.
+                io.BytesIO().write(input)
+                raise
+        if not input:
+            input = None
 
     flags = CLOSE_FDS | RESTORE_SIGNALS
     if timeout is not None:
+        # A timeout that is no number fails here, with subprocess's
+        # TypeError, not once a child and its pipes exist (they leaked).
+        monotonic() + timeout
         flags |= _PIDFD
     t0 = monotonic()
     res = launch(exe, argv, envp, search=True, path_env=env,
@@ -160,8 +189,8 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
                 com = impl.Communicator(fds[0], fds[1], fds[2], input)
                 if not com.run(deadline, close):
                     o, e = com.output()
-                    raise _TimeoutExpired(args, timeout, output=o or None,
-                                          stderr=e or None)
+                    raise _TimeoutExpired(args, timeout, output=o,
+                                          stderr=e)
                 out, err = com.output()
             if deadline is not None and not wait_exit(pid, pidfd, deadline):
                 raise _TimeoutExpired(args, timeout)
@@ -194,10 +223,15 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
     if text_mode:
         # The stream's errors: TextIOWrapper(errors=None) means "strict".
         errors = errors or "strict"
+        # subprocess reads a lone pipe through its TextIOWrapper, else
+        # decodes what its select loop collected.
+        decode = (_decode_like_stream if lone_pipe
+                  else lambda data, enc, err: _translate_newlines(
+                      None, data, enc, err))
         if out is not None:
-            out = _translate_newlines(None, out, encoding, errors)
+            out = decode(out, encoding, errors)
         if err is not None:
-            err = _translate_newlines(None, err, encoding, errors)
+            err = decode(err, encoding, errors)
     if check and retcode:
         raise _CalledProcessError(retcode, args, output=out, stderr=err)
     return CompletedProcess(args, retcode, out, err, rusage=rusage,

@@ -197,7 +197,9 @@ def _close_all(fds):
 
 def fork_exec(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
               pgroup, umask, uid, gid, groups, preexec_fn):
-    """Start ``path`` once through ``_posixsubprocess.fork_exec``.
+    """Start ``path`` through ``_posixsubprocess.fork_exec``. ``path`` is one
+    path (bytes) or the candidates of a PATH search, which CPython's child
+    tries in order with os.execvp's rule (as fs_spawn.c's child does).
 
     Same arguments and result as ``spawn()`` in _spawn_c.pyi, plus
     ``preexec_fn`` (a callable run in the child before exec, or None).
@@ -282,7 +284,8 @@ def fork_exec(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
         else:
             keep = (errpipe_write,)
 
-        pid = _call(argv, (path,), close_fds, keep, cwd, envp,
+        pid = _call(argv, (path,) if type(path) is bytes else tuple(path),
+                    close_fds, keep, cwd, envp,
                     p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite,
                     errpipe_read, errpipe_write,
                     bool(flags & RESTORE_SIGNALS), bool(flags & SETSID),

@@ -6,9 +6,11 @@ cdef extern from "fs_spawn.h" nogil:
     int FS_VIA_POSIX_SPAWN, FS_VIA_VFORK, FS_VIA_FORK
     int FS_STEP_OK, FS_STEP_EXEC, FS_STEP_CHDIR, FS_STEP_OTHER
     int FS_CLOSE_FDS, FS_SETSID, FS_RESTORE_SIGNALS, FS_WANT_PIDFD, FS_FORCE_VFORK
+    int FS_PREFER_POSIX_SPAWN
 
     ctypedef struct fs_request:
-        const char *path
+        char *const *paths
+        size_t n_paths
         char *const *argv
         char *const *envp
         int stdio[3]

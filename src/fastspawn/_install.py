@@ -18,7 +18,7 @@ _lock = threading.Lock()
 _saved = None
 
 
-def install():
+def install() -> None:
     """Make the subprocess module use fastspawn. Idempotent."""
     global _saved
     with _lock:
@@ -29,7 +29,7 @@ def install():
             setattr(subprocess, name, getattr(_api, name))
 
 
-def uninstall():
+def uninstall() -> None:
     """Restore the subprocess module as it was before install()."""
     global _saved
     with _lock:
@@ -40,6 +40,6 @@ def uninstall():
         _saved = None
 
 
-def installed():
+def installed() -> bool:
     """True while fastspawn is swapped into subprocess."""
     return _saved is not None

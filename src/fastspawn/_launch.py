@@ -2,11 +2,12 @@
 backend, or the interpreter's fork machinery when Python must run in the
 child), applies the PATH rule, and raises child failures as exceptions."""
 from . import _backend, _execpath
+from ._constants import STEP_OK
 
 __all__ = ["launch"]
 
 _candidates = _execpath.candidates
-_first_spawn = _execpath.first_spawn
+_child_error = _execpath.child_error
 
 
 def launch(file, argv, envp, *, search=False, path_env=None,
@@ -21,17 +22,18 @@ def launch(file, argv, envp, *, search=False, path_env=None,
     OSError (or SubprocessError for a failing preexec_fn) otherwise, naming
     ``filename`` (default: ``file``) / ``cwd_for_error`` (default: cwd).
     """
-    if preexec_fn is not None:
-        from ._forkexec import fork_exec
-
-        def spawn(path, *args):
-            return fork_exec(path, *args, preexec_fn)
+    paths = _candidates(file, path_env) if search else file
+    if preexec_fn is None:
+        res = _backend.impl.spawn(paths, argv, envp, stdin, stdout, stderr,
+                                  pass_fds, cwd, flags, pgroup, umask, uid,
+                                  gid, groups)
     else:
-        spawn = _backend.impl.spawn
-    paths = _candidates(file, path_env) if search else [file]
-    return _first_spawn(
-        spawn, paths,
-        (argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags, pgroup,
-         umask, uid, gid, groups),
-        file if filename is None else filename,
-        cwd if cwd_for_error is None else cwd_for_error)
+        from ._forkexec import fork_exec
+        res = fork_exec(paths, argv, envp, stdin, stdout, stderr, pass_fds,
+                        cwd, flags, pgroup, umask, uid, gid, groups,
+                        preexec_fn)
+    if res[6] != STEP_OK:
+        raise _child_error(res[6], res[7],
+                           file if filename is None else filename,
+                           cwd if cwd_for_error is None else cwd_for_error)
+    return res

@@ -12,7 +12,10 @@ Python's own. What it replaces is the machinery underneath:
 - ``send_signal``: ``pidfd_send_signal`` where available, so a reaped and
   reused pid is never signalled.
 """
+import codecs
+import errno
 import inspect
+import operator
 import os
 import signal
 import subprocess
@@ -41,6 +44,43 @@ _pidfd_send_signal = getattr(signal, "pidfd_send_signal", None)
 _UNIX_SHELL = ("/system/bin/sh" if hasattr(sys, "getandroidapilevel")
                else "/bin/sh")
 _WANT_PIDFD = WANT_PIDFD if sys.platform.startswith("linux") else 0
+
+
+# _posixsubprocess.fork_exec parses its fd, umask and process-group
+# arguments as C ints ("i"); these give the same errors for the same values.
+_INT_MAX = 2 ** 31 - 1
+_INT_MIN = -2 ** 31
+
+
+def _c_int(value):
+    """``value`` as fork_exec's C int arguments take it: TypeError for a
+    non-integer (e.g. a float), OverflowError outside the C int range."""
+    value = operator.index(value)
+    if value > _INT_MAX:
+        raise OverflowError("signed integer is greater than maximum")
+    if value < _INT_MIN:
+        raise OverflowError("signed integer is less than minimum")
+    return value
+
+
+def _stdio_fd(fd):
+    """A stdio fd from subprocess's _get_handles(): -1 (none) or an fd for
+    the child to dup2(). Any other negative value fails that dup2() with
+    EBADF in subprocess; it must never reach the backend, which reads -2,
+    -3 and -4 as "make a pipe", "/dev/null" and "same as stdout"."""
+    fd = _c_int(fd)
+    if fd < -1:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+    return fd
+
+
+def _decode_like_stream(data, encoding, errors):
+    """``data`` as subprocess's text-mode pipe (a TextIOWrapper) reads it:
+    through the codec's incremental decoder -- which, unlike
+    bytes.decode(), insists on a BOM for UTF-16/UTF-32 -- with universal
+    newlines."""
+    text = codecs.getincrementaldecoder(encoding)(errors).decode(data, True)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _encode_env(env):
@@ -115,8 +155,9 @@ class Popen(_StdPopen):
         else:
             cwd_b = None
 
-        p2cread, c2pwrite, errwrite = (p["p2cread"], p["c2pwrite"],
-                                       p["errwrite"])
+        p2cread = _stdio_fd(p["p2cread"])
+        c2pwrite = _stdio_fd(p["c2pwrite"])
+        errwrite = _stdio_fd(p["errwrite"])
         flags = _WANT_PIDFD
         if p["close_fds"]:
             flags |= CLOSE_FDS
@@ -125,10 +166,14 @@ class Popen(_StdPopen):
         if p["start_new_session"]:
             flags |= SETSID
         pgroup = p.get("process_group", -1)
+        pgroup = -1 if pgroup is None else _c_int(pgroup)
+        umask = _c_int(p["umask"])
         gid = p["gid"]
         gids = p["gids"]
         uid = p["uid"]
         pass_fds = tuple(sorted(set(map(int, p["pass_fds"]))))
+        if pass_fds and (pass_fds[0] < 0 or pass_fds[-1] > _INT_MAX):
+            raise ValueError("bad value(s) in fds_to_keep")   # fork_exec's
         self._fs_lock = threading.Lock()
 
         self._fs_t0 = _monotonic()
@@ -138,8 +183,8 @@ class Popen(_StdPopen):
             stdout=c2pwrite if c2pwrite != -1 else STDIO_INHERIT,
             stderr=errwrite if errwrite != -1 else STDIO_INHERIT,
             pass_fds=pass_fds, cwd=cwd_b, cwd_for_error=cwd, flags=flags,
-            pgroup=-1 if pgroup is None else pgroup,
-            umask=p["umask"],
+            pgroup=pgroup,
+            umask=umask,
             uid=-1 if uid is None else uid,
             gid=-1 if gid is None else gid,
             groups=None if gids is None else tuple(gids),
@@ -213,7 +258,12 @@ class Popen(_StdPopen):
                 break
             with self._fs_lock:
                 # A copy: a reaper in another thread may close ours.
-                fd = os.dup(self._fs_pidfd) if self._fs_pidfd >= 0 else -1
+                fd = -1
+                if self._fs_pidfd >= 0:
+                    try:
+                        fd = os.dup(self._fs_pidfd)
+                    except OSError:
+                        pass    # out of fds (EMFILE): wait without one
             try:
                 exited = _procwait.wait_exit(self.pid, fd, endtime)
             finally:
@@ -255,19 +305,22 @@ class Popen(_StdPopen):
         if not com.run(endtime, self._fs_stream_done):
             out, err = com.output()
             raise _TimeoutExpired(self.args, orig_timeout,
-                                  output=out or None, stderr=err or None)
+                                  output=out, stderr=err)
 
         self.wait(timeout=self._remaining_time(endtime))
 
         stdout, stderr = com.output()
         if self.text_mode:
             if stdout is not None:
-                stdout = self._translate_newlines(
+                stdout = self._fs_decode(
                     stdout, self.stdout.encoding, self.stdout.errors)
             if stderr is not None:
-                stderr = self._translate_newlines(
+                stderr = self._fs_decode(
                     stderr, self.stderr.encoding, self.stderr.errors)
         return (stdout, stderr)
+
+    def _fs_decode(self, data, encoding, errors):
+        return self._translate_newlines(data, encoding, errors)
 
     # ---- signalling ----------------------------------------------------------
 
@@ -307,15 +360,24 @@ class _CapturePopen(Popen):
     for a single pipe (subprocess then reads through the file object, which
     costs a second copy of the output)."""
 
+    _fs_lone_pipe = False
+
     def communicate(self, input=None, timeout=None):
         if (timeout is None and not self._communication_started
                 and [self.stdin, self.stdout, self.stderr].count(None) >= 2
                 and (self.stdout or self.stderr)):
+            self._fs_lone_pipe = True
             try:
                 return self._communicate(input, None, None)
             finally:
                 self._communication_started = True
         return super().communicate(input, timeout)
+
+    def _fs_decode(self, data, encoding, errors):
+        if self._fs_lone_pipe:
+            # subprocess reads a lone pipe through its TextIOWrapper.
+            return _decode_like_stream(data, encoding, errors)
+        return super()._fs_decode(data, encoding, errors)
 
     def __exit__(self, exc_type, value, traceback):
         try:

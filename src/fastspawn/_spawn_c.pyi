@@ -1,6 +1,14 @@
 """Interface of a fastspawn backend: the compiled ``_spawn_c`` and the pure
 ``_spawn_py`` expose exactly these names with the same behaviour."""
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+from _typeshed import ReadableBuffer
+
+__all__ = [
+    "FEATURES", "spawn", "spawn_method", "Communicator", "pidfd_wait",
+    "RunLoop", "LOOP_EXITED", "LOOP_EXPIRED", "LOOP_WAKE", "LOOP_IDLE",
+    "LOOP_NOTIFY",
+]
 
 SpawnResult = Tuple[int, int, int, int, int, int, int, int]
 
@@ -48,3 +56,71 @@ def spawn_method(
     groups: Optional[Tuple[int, ...]],
 ) -> int:
     """The VIA_* mechanism :func:`spawn` would use for this request."""
+
+class Communicator:
+    """communicate() for one child: writes ``input`` to ``stdin_fd`` and
+    reads ``stdout_fd``/``stderr_fd`` (-1: none) into bytes objects that
+    become the results without a final copy."""
+
+    #: True once every stream is finished (run() returned True).
+    @property
+    def finished(self) -> bool: ...
+    def __init__(
+        self,
+        stdin_fd: int,
+        stdout_fd: int,
+        stderr_fd: int,
+        input: Optional[ReadableBuffer],
+    ) -> None: ...
+    def run(
+        self, deadline: Optional[float], on_close: Callable[[int], object]
+    ) -> bool:
+        """Loop (GIL released) until all streams are finished (True) or
+        time.monotonic() passes ``deadline`` (False; call again to resume).
+        ``on_close(i)`` is called as stream i (0 stdin, 1 stdout, 2 stderr)
+        finishes."""
+    @property
+    def input_offset(self) -> int:
+        """How many bytes of ``input`` were written so far."""
+    def output(self) -> Tuple[Optional[bytes], Optional[bytes]]:
+        """(stdout, stderr) so far: bytes, or None for a stream not read."""
+
+def pidfd_wait(pidfd: int, deadline: Optional[float]) -> bool:
+    """Wait (GIL released) until the child behind ``pidfd`` exits: True, or
+    False once time.monotonic() passes ``deadline`` (None: no deadline)."""
+
+# ---- run_many()'s event loop (csrc/fs_loop.c) ---------------------------------
+
+#: RunLoop.run() events.
+LOOP_EXITED: int
+LOOP_EXPIRED: int
+LOOP_WAKE: int
+LOOP_IDLE: int
+LOOP_NOTIFY: int
+
+class RunLoop:
+    """One poll loop over up to ``nslots`` running children (run_many())."""
+
+    #: Children reaped by the loop itself (always empty for the C loop).
+    @property
+    def reaped(self) -> Dict[int, int]: ...
+    def __init__(self, nslots: int, notify_fd: int = ...) -> None: ...
+    def add(
+        self,
+        slot: int,
+        pid: int,
+        pidfd: int,
+        stdout_fd: int,
+        stderr_fd: int,
+        deadline: Optional[float],
+    ) -> None:
+        """Put a child in the free ``slot``; the loop owns its pipes."""
+    def drop(self, slot: int) -> None:
+        """Close the slot's pipes now; what was read is kept."""
+    def run(self, wake: Optional[float]) -> Tuple[int, int]:
+        """(LOOP_EXITED | LOOP_EXPIRED, slot) or (LOOP_WAKE | LOOP_IDLE |
+        LOOP_NOTIFY, -1)."""
+    def take(self, slot: int) -> Tuple[Optional[bytes], Optional[bytes]]:
+        """(stdout, stderr) of a finished slot; the slot is free again."""
+    def close(self) -> None:
+        """Close every pipe still open; the loop cannot be used after."""

@@ -5,12 +5,13 @@ Arguments arrive already encoded and validated (fastspawn._encode); this
 module only turns them into the C request, spawns with the GIL released and
 converts the result. Interface: _spawn_c.pyi (shared with _spawn_py).
 """
-from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer, PyBuffer_Release
+from cpython.buffer cimport (PyBUF_SIMPLE, PyObject_CheckBuffer,
+                             PyObject_GetBuffer, PyBuffer_Release)
 from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_FromStringAndSize,
                             PyBytes_GET_SIZE)
 from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, Py_TYPE
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.errno cimport EINTR, errno
 from libc.string cimport memset
@@ -29,12 +30,12 @@ if (FS_STDIO_INHERIT, FS_STDIO_PIPE, FS_STDIO_DEVNULL, FS_STDIO_STDOUT,
         FS_VIA_POSIX_SPAWN, FS_VIA_VFORK, FS_VIA_FORK,
         FS_STEP_OK, FS_STEP_EXEC, FS_STEP_CHDIR, FS_STEP_OTHER,
         FS_CLOSE_FDS, FS_SETSID, FS_RESTORE_SIGNALS, FS_WANT_PIDFD,
-        FS_FORCE_VFORK) != (
+        FS_FORCE_VFORK, FS_PREFER_POSIX_SPAWN) != (
         _k.STDIO_INHERIT, _k.STDIO_PIPE, _k.STDIO_DEVNULL, _k.STDIO_STDOUT,
         _k.VIA_POSIX_SPAWN, _k.VIA_VFORK, _k.VIA_FORK,
         _k.STEP_OK, _k.STEP_EXEC, _k.STEP_CHDIR, _k.STEP_OTHER,
         _k.CLOSE_FDS, _k.SETSID, _k.RESTORE_SIGNALS, _k.WANT_PIDFD,
-        _k.FORCE_VFORK):
+        _k.FORCE_VFORK, _k.PREFER_POSIX_SPAWN):
     raise ImportError("fastspawn: fs_spawn.h and _constants.py disagree")
 
 FEATURES = fs_features()
@@ -60,6 +61,7 @@ cdef char **_to_argv(seq) except? NULL:
 cdef class _Request:
     """Owns the C request and everything its pointers point into."""
     cdef fs_request req
+    cdef char **paths
     cdef char **argv
     cdef char **envp
     cdef int *pass_fds
@@ -68,25 +70,33 @@ cdef class _Request:
 
     def __cinit__(self):
         memset(&self.req, 0, sizeof(fs_request))
+        self.paths = NULL
         self.argv = NULL
         self.envp = NULL
         self.pass_fds = NULL
         self.groups = NULL
 
     def __dealloc__(self):
+        PyMem_Free(self.paths)
         PyMem_Free(self.argv)
         PyMem_Free(self.envp)
         PyMem_Free(self.pass_fds)
         PyMem_Free(self.groups)
 
-    cdef int fill(self, bytes path, argv, envp, int stdin, int stdout,
+    cdef int fill(self, path, argv, envp, int stdin, int stdout,
                   int stderr, tuple pass_fds, cwd, int flags, int pgroup,
                   int umask, int uid, int gid, groups) except -1:
         cdef Py_ssize_t i
         argv = tuple(argv)
         envp = None if envp is None else tuple(envp)
-        self.keep = (path, argv, envp, cwd)
-        self.req.path = PyBytes_AS_STRING(path)
+        # One path, or the candidates of a PATH search (tried in order).
+        paths = (path,) if type(path) is bytes else tuple(path)
+        if not paths:
+            raise ValueError("no path to execute")
+        self.keep = (paths, argv, envp, cwd)
+        self.paths = _to_argv(paths)
+        self.req.paths = self.paths
+        self.req.n_paths = len(paths)
         self.argv = _to_argv(argv)
         self.req.argv = self.argv
         if envp is not None:
@@ -125,7 +135,7 @@ cdef class _Request:
         return 0
 
 
-def spawn(bytes path, argv, envp, int stdin, int stdout, int stderr,
+def spawn(path, argv, envp, int stdin, int stdout, int stderr,
           tuple pass_fds, cwd, int flags, int pgroup, int umask, int uid,
           int gid, groups):
     """See _spawn_c.pyi."""
@@ -143,7 +153,7 @@ def spawn(bytes path, argv, envp, int stdin, int stdout, int stderr,
             res.method, res.err_step, res.err_errno)
 
 
-def spawn_method(bytes path, argv, envp, int stdin, int stdout, int stderr,
+def spawn_method(path, argv, envp, int stdin, int stdout, int stderr,
                  tuple pass_fds, cwd, int flags, int pgroup, int umask,
                  int uid, int gid, groups):
     """See _spawn_c.pyi."""
@@ -191,6 +201,11 @@ cdef class Communicator:
         self.wanted[0] = stdout_fd >= 0
         self.wanted[1] = stderr_fd >= 0
         if stdin_fd >= 0 and input is not None:
+            if not PyObject_CheckBuffer(input):
+                # subprocess's message: it takes memoryview(input).
+                raise TypeError("memoryview: a bytes-like object is "
+                                "required, not '%s'"
+                                % (<bytes>Py_TYPE(input).tp_name).decode())
             PyObject_GetBuffer(input, &self.view, PyBUF_SIMPLE)
             self.has_view = True
             self.c.in_buf = <const char *>self.view.buf
@@ -212,13 +227,22 @@ cdef class Communicator:
             self.buf[k] = <PyObject *>obj
             Py_INCREF(obj)
         else:
-            _PyBytes_Resize(&self.buf[k], new_cap)
+            try:
+                _PyBytes_Resize(&self.buf[k], new_cap)
+            except MemoryError:
+                # _PyBytes_Resize freed the buffer: forget it entirely, so
+                # that a later run() starts a new one instead of reading
+                # into (and returning) memory that is gone.
+                self.c.out[k] = NULL
+                self.c.cap[k] = 0
+                self.c.len[k] = 0
+                raise
         self.c.out[k] = PyBytes_AS_STRING(<object>self.buf[k])
         self.c.cap[k] = <size_t>new_cap
         return 0
 
     def run(self, deadline, on_close):
-        cdef double dl = -1.0 if deadline is None else <double>deadline
+        cdef double dl = _deadline(deadline, False)
         cdef int ev, err
         while True:
             with nogil:
@@ -246,12 +270,17 @@ cdef class Communicator:
         return self.c.in_off
 
     def output(self):
-        """(stdout, stderr) so far: bytes, or None for a stream not read.
+        """(stdout, stderr) so far: bytes, or None for a stream not read
+        (or, before the end, one that has given nothing yet, not even EOF).
         Once finished, the buffers themselves are returned (no copy)."""
         return (self._take(0), self._take(1))
 
     cdef object _take(self, int k):
         if not self.wanted[k]:
+            return None
+        if not self.finished and self.c.len[k] == 0 and self.c.fd[k + 1] >= 0:
+            # Nothing read yet, not even EOF: subprocess's TimeoutExpired
+            # carries None then (b"" once the stream has ended).
             return None
         if self.buf[k] == NULL:
             return b""
@@ -267,7 +296,7 @@ cdef class Communicator:
 def pidfd_wait(int pidfd, deadline):
     """Wait (GIL released) until the child behind ``pidfd`` exits: True, or
     False once time.monotonic() passes ``deadline`` (None: no deadline)."""
-    cdef double dl = -1.0 if deadline is None else <double>deadline
+    cdef double dl = _deadline(deadline, True)
     cdef int r, err
     while True:
         with nogil:
@@ -280,6 +309,23 @@ def pidfd_wait(int pidfd, deadline):
         _check_signals()
 
 
+cdef double _deadline(object deadline, bint nan_is_none) except? -2.0:
+    """A time.monotonic() deadline as fs_io.c takes it: -1.0 for none
+    (None). Any deadline in the past becomes 0.0, however far back: fs_io.c
+    reads every negative value as "no deadline" (timeout=-1e9 must expire,
+    not block). NaN, which C cannot compare, is subprocess's ValueError
+    (from its PollSelector) -- or no deadline, as in subprocess's wait()."""
+    cdef double d
+    if deadline is None:
+        return -1.0
+    d = <double>deadline
+    if d != d:
+        if nan_is_none:
+            return -1.0
+        raise ValueError("cannot convert float NaN to integer")
+    return d if d > 0.0 else 0.0
+
+
 cdef int _check_signals() except -1:
     # Run Python signal handlers; KeyboardInterrupt & co. propagate.
     if PyErr_CheckSignals() != 0:
@@ -290,3 +336,178 @@ cdef int _check_signals() except -1:
 cdef object _strerror(int err):
     import os
     return os.strerror(err)
+
+
+# ---- run_many()'s event loop (csrc/fs_loop.c) --------------------------------
+
+from ._fs_loop cimport *
+
+__all__ = __all__ + ["RunLoop", "LOOP_EXITED", "LOOP_EXPIRED", "LOOP_WAKE",
+                     "LOOP_IDLE", "LOOP_NOTIFY"]
+
+#: RunLoop.run() events (the same numbers in _comm_py).
+LOOP_EXITED = FS_LOOP_EXITED
+LOOP_EXPIRED = FS_LOOP_EXPIRED
+LOOP_WAKE = FS_LOOP_WAKE
+LOOP_IDLE = FS_LOOP_IDLE
+LOOP_NOTIFY = FS_LOOP_NOTIFY
+if (LOOP_EXITED, LOOP_EXPIRED, LOOP_WAKE, LOOP_IDLE, LOOP_NOTIFY) != (
+        1, 2, 4, 5, 7):
+    raise ImportError("fastspawn: fs_loop.h and _spawn_c.pyx disagree")
+
+
+cdef class RunLoop:
+    """One poll loop over up to ``nslots`` running children (run_many()).
+
+    ``add(slot, pid, pidfd, stdout_fd, stderr_fd, deadline)`` puts a child
+    in a free slot; the loop then owns ``stdout_fd``/``stderr_fd`` (-1:
+    none) and closes them at EOF, in ``drop()`` and in ``close()``. The
+    pidfd (-1: none; exits are then found with waitid(WNOWAIT) checks)
+    stays the caller's, as does reaping.
+
+    ``run(wake)`` loops in C with the GIL released and returns
+    ``(LOOP_EXITED, slot)`` once a child has exited and its pipes are
+    finished, ``(LOOP_EXPIRED, slot)`` once a slot's ``deadline``
+    (time.monotonic() seconds, None: none) passed (reported once),
+    ``(LOOP_WAKE, -1)`` once time.monotonic() passes ``wake`` (None: none)
+    and ``(LOOP_IDLE, -1)`` when no slot is busy. With a ``notify_fd``
+    (-1: none) it returns ``(LOOP_NOTIFY, -1)`` once that fd is readable,
+    busy slots or not (the caller drains it): other threads that start
+    children wake the loop that way. Output buffers grow in
+    place and ``take(slot)`` returns them without a copy, freeing the slot.
+    Not for use from several threads at once.
+    """
+    cdef fs_loop l
+    cdef PyObject **bufs            # 2 per slot: stdout, stderr
+    cdef unsigned char *wanted      # 2 per slot
+    cdef Py_ssize_t n
+    cdef bint running
+    #: Always empty here (every child has a pidfd or is watched with
+    #: waitid(WNOWAIT)); the pure twin may reap children into it.
+    cdef readonly dict reaped
+
+    def __cinit__(self, Py_ssize_t nslots, int notify_fd=-1):
+        cdef Py_ssize_t i
+        self.reaped = {}
+        self.bufs = NULL
+        self.wanted = NULL
+        self.running = False
+        if nslots < 1:
+            raise ValueError("nslots must be at least 1")
+        if fs_loop_init(&self.l, <size_t>nslots) != 0:
+            raise MemoryError()
+        self.n = nslots
+        self.l.notify_fd = notify_fd
+        self.bufs = <PyObject **>PyMem_Malloc(2 * nslots * sizeof(PyObject *))
+        self.wanted = <unsigned char *>PyMem_Malloc(2 * nslots)
+        if self.bufs == NULL or self.wanted == NULL:
+            raise MemoryError()
+        for i in range(2 * nslots):
+            self.bufs[i] = NULL
+            self.wanted[i] = 0
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        fs_loop_destroy(&self.l)
+        if self.bufs != NULL:
+            for i in range(2 * self.n):
+                Py_XDECREF(self.bufs[i])
+            PyMem_Free(self.bufs)
+        PyMem_Free(self.wanted)
+
+    cdef int _check(self, Py_ssize_t slot) except -1:
+        if self.running:
+            raise RuntimeError("RunLoop is running in another thread")
+        if self.l.slots == NULL:
+            raise ValueError("RunLoop is closed")
+        if slot < 0 or slot >= self.n:
+            raise IndexError("slot out of range")
+        return 0
+
+    def add(self, Py_ssize_t slot, int pid, int pidfd, int stdout_fd,
+            int stderr_fd, deadline):
+        self._check(slot)
+        if self.l.slots[slot].state != FS_SLOT_FREE:
+            raise ValueError("slot %d is not free" % slot)
+        fs_loop_add(&self.l, <size_t>slot, pid, pidfd, stdout_fd, stderr_fd,
+                    -1.0 if deadline is None else <double>deadline)
+        self.wanted[2 * slot] = stdout_fd >= 0
+        self.wanted[2 * slot + 1] = stderr_fd >= 0
+
+    def drop(self, Py_ssize_t slot):
+        """Close the slot's pipes now; what was read is kept."""
+        self._check(slot)
+        fs_loop_drop(&self.l, <size_t>slot)
+
+    cdef int _grow(self, size_t slot, int k) except -1:
+        cdef fs_slot *s = &self.l.slots[slot]
+        cdef PyObject **b = &self.bufs[2 * slot + k]
+        cdef Py_ssize_t cap = <Py_ssize_t>s.cap[k]
+        cdef Py_ssize_t new_cap = cap * 2 if cap else FIRST_CAPACITY
+        if b[0] == NULL:
+            obj = PyBytes_FromStringAndSize(NULL, new_cap)
+            b[0] = <PyObject *>obj
+            Py_INCREF(obj)
+        else:
+            _PyBytes_Resize(b, new_cap)
+        s.out[k] = PyBytes_AS_STRING(<object>b[0])
+        s.cap[k] = <size_t>new_cap
+        return 0
+
+    def run(self, wake):
+        cdef double dl = -1.0 if wake is None else <double>wake
+        cdef int ev, err
+        self._check(0)
+        while True:
+            self.running = True
+            with nogil:
+                ev = fs_loop_run(&self.l, dl)
+                err = errno
+            self.running = False
+            if ev == FS_LOOP_EXITED or ev == FS_LOOP_EXPIRED:
+                return (ev, <Py_ssize_t>self.l.event_slot)
+            if (ev == FS_LOOP_WAKE or ev == FS_LOOP_IDLE
+                    or ev == FS_LOOP_NOTIFY):
+                return (ev, -1)
+            if ev == FS_LOOP_GROW:
+                self._grow(self.l.event_slot, self.l.event_stream)
+            elif ev == FS_LOOP_EINTR:
+                _check_signals()
+            else:
+                raise OSError(err, _strerror(err))
+
+    def take(self, Py_ssize_t slot):
+        """(stdout, stderr) of a finished slot (bytes, or None for a pipe
+        it did not have); the slot is free again."""
+        cdef int k
+        cdef fs_slot *s
+        cdef PyObject **b
+        self._check(slot)
+        s = &self.l.slots[slot]
+        if s.state != FS_SLOT_DONE:
+            raise ValueError("slot %d has not finished" % slot)
+        out = [None, None]
+        for k in range(2):
+            b = &self.bufs[2 * slot + k]
+            if not self.wanted[2 * slot + k]:
+                continue
+            if b[0] == NULL:
+                out[k] = b""
+                continue
+            if s.cap[k] != s.len[k]:
+                _PyBytes_Resize(b, <Py_ssize_t>s.len[k])
+            out[k] = <object>b[0]
+            Py_XDECREF(b[0])
+            b[0] = NULL
+        fs_loop_drop(&self.l, <size_t>slot)
+        memset(s, 0, sizeof(fs_slot))
+        s.state = FS_SLOT_FREE
+        s.fd[0] = -1
+        s.fd[1] = -1
+        return (out[0], out[1])
+
+    def close(self):
+        """Close every pipe still open; the loop cannot be used after."""
+        if self.running:
+            raise RuntimeError("RunLoop is running in another thread")
+        fs_loop_destroy(&self.l)

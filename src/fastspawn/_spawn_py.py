@@ -25,19 +25,24 @@ do (not os.environ, which can lag behind it).
 import os
 import signal
 import sys
-from errno import EBADF
+from errno import EAGAIN, EBADF
 from fcntl import F_DUPFD_CLOEXEC, fcntl
 
 from . import _forkexec
 from ._constants import (
-    CLOSE_FDS, FORCE_VFORK, RESTORE_SIGNALS, SETSID, STDIO_DEVNULL,
-    STDIO_PIPE, STDIO_STDOUT, STEP_EXEC, STEP_OK, STEP_OTHER, VIA_FORK,
+    CLOSE_FDS, FORCE_VFORK, PREFER_POSIX_SPAWN, RESTORE_SIGNALS, SETSID,
+    STDIO_DEVNULL, STDIO_PIPE, STDIO_STDOUT, STEP_EXEC, STEP_OK, STEP_OTHER, VIA_FORK,
     VIA_POSIX_SPAWN, VIA_VFORK, WANT_PIDFD,
 )
 
-from ._comm_py import Communicator, pidfd_wait
+from ._comm_py import (
+    LOOP_EXITED, LOOP_EXPIRED, LOOP_IDLE, LOOP_NOTIFY, LOOP_WAKE,
+    Communicator, RunLoop, pidfd_wait,
+)
 
-__all__ = ["FEATURES", "spawn", "spawn_method", "Communicator", "pidfd_wait"]
+__all__ = ["FEATURES", "spawn", "spawn_method", "Communicator", "pidfd_wait",
+           "RunLoop", "LOOP_EXITED", "LOOP_EXPIRED", "LOOP_WAKE", "LOOP_IDLE",
+           "LOOP_NOTIFY"]
 
 # ---- what this interpreter / libc offers (decided once, at import) --------
 
@@ -78,8 +83,10 @@ _CLOSEFROM = getattr(os, "POSIX_SPAWN_CLOSEFROM", None)
 # them ignored, unlike a subprocess/os.spawnv child. fs_spawn.c undoes it
 # through the SETSIGDEF set; os.posix_spawn(setsigdef=...) refuses those
 # signals, so on glibc the pure backend uses the interpreter's vfork-based
-# fork_exec instead (still no fork() of the parent). Before CPython 3.10
-# fork_exec really forks: there the flat cost of posix_spawn wins.
+# fork_exec instead (still no fork() of the parent), unless the caller asks
+# for posix_spawn (PREFER_POSIX_SPAWN, as the C backend honours it) and
+# accepts that quirk. Before CPython 3.10 fork_exec really forks: there
+# the flat cost of posix_spawn wins.
 _SPAWN_IGNORES_INTERNAL_SIGNALS = (_GLIBC is not None
                                    and _forkexec.VFORK_CAPABLE)
 if sys.platform.startswith("linux"):
@@ -146,7 +153,8 @@ def _static_fits(argv, flags, cwd, pgroup, umask, uid, gid, groups):
     """Whether posix_spawn can express the request, fds and env aside."""
     return not (
         _posix_spawn is None
-        or _SPAWN_IGNORES_INTERNAL_SIGNALS
+        or (_SPAWN_IGNORES_INTERNAL_SIGNALS
+            and not flags & PREFER_POSIX_SPAWN)
         or flags & FORCE_VFORK
         or cwd is not None
         or umask >= 0 or uid >= 0 or gid >= 0 or groups is not None
@@ -279,6 +287,8 @@ def _close_actions(pass_fds):
 def spawn_method(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,
                  flags, pgroup, umask, uid, gid, groups):
     """The VIA_* mechanism :func:`spawn` would use for this request."""
+    if type(path) is not bytes and len(path) != 1:
+        return _fork_exec_method(None, pgroup, uid, gid, groups)
     if (_static_fits(argv, flags, cwd, pgroup, umask, uid, gid, groups)
             and _spawn_env(envp) is not _NO_ENV
             and (not flags & CLOSE_FDS
@@ -297,6 +307,15 @@ def spawn(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
     of the parent itself raise, leaving nothing open.
     """
     global _setsid_ok
+    if type(path) is not bytes:
+        # The candidates of a PATH search: tried in the child with
+        # os.execvp's rule, which os.posix_spawn cannot do for several.
+        paths = tuple(path)
+        if len(paths) != 1:
+            return _fork_exec(paths, argv, envp, stdin, stdout, stderr,
+                              pass_fds, cwd, flags, pgroup, umask, uid, gid,
+                              groups, None)
+        path = paths[0]
     if not _static_fits(argv, flags, cwd, pgroup, umask, uid, gid, groups):
         return _fork_exec(path, argv, envp, stdin, stdout, stderr, pass_fds,
                           cwd, flags, pgroup, umask, uid, gid, groups, None)
@@ -416,6 +435,11 @@ def spawn(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
             pid = _posix_spawn(path, argv, env, file_actions=actions or None,
                                **attrs)
         except OSError as e:
+            if e.errno == EAGAIN:
+                # The clone() failed (RLIMIT_NPROC...): the parent's
+                # failure, raised as subprocess raises fork()'s (see
+                # spawn_posix() in fs_spawn.c).
+                raise OSError(EAGAIN, os.strerror(EAGAIN)) from None
             # posix_spawn reports the exec (or a file action) failing in the
             # child as its return value: the exec step, as fs_spawn.c says.
             return (-1, -1, -1, -1, -1, VIA_POSIX_SPAWN, STEP_EXEC, e.errno)

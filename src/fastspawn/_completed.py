@@ -15,6 +15,10 @@ class CompletedProcess(subprocess.CompletedProcess):
 
     def __init__(self, args, returncode, stdout=None, stderr=None, *,
                  rusage=None, duration=None):
-        super().__init__(args, returncode, stdout, stderr)
+        # subprocess.CompletedProcess.__init__ sets just these four.
+        self.args = args
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
         self.rusage = rusage
         self.duration = duration

@@ -173,20 +173,18 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
                  filename=args_list[0])
     pid, pidfd = res[0], res[1]
     fds = [res[2], res[3], res[4]]
-
-    def close(i):
-        fd = fds[i]
-        fds[i] = -1
-        if fd >= 0:
-            _close(fd)
-
-    impl = _backend.impl
     deadline = None if timeout is None else monotonic() + timeout
     out = err = None
     try:
         try:
             if fds[0] >= 0 or fds[1] >= 0 or fds[2] >= 0:
-                com = impl.Communicator(fds[0], fds[1], fds[2], input)
+                def close(i):
+                    fd = fds[i]
+                    fds[i] = -1
+                    if fd >= 0:
+                        _close(fd)
+                com = _backend.impl.Communicator(fds[0], fds[1], fds[2],
+                                                 input)
                 if not com.run(deadline, close):
                     o, e = com.output()
                     raise _TimeoutExpired(args, timeout, output=o,
@@ -214,8 +212,9 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
             _reap(pid, pidfd, kill=True)
             raise
     finally:
-        for i in range(3):
-            close(i)
+        for fd in fds:
+            if fd >= 0:
+                _close(fd)
         if pidfd >= 0:
             _close(pidfd)
 

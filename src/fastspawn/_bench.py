@@ -998,11 +998,22 @@ def load_config(path):
         if not isinstance(spec, dict) or len({"max", "min"} & set(spec)) != 1:
             raise ValueError(f"{path}: check {name!r} needs exactly one of "
                              "max = or min =")
+        if set(spec) - {"max", "min", "target"}:
+            raise ValueError(f"{path}: check {name!r}: unknown key(s) "
+                             f"{', '.join(sorted(set(spec) - {'max', 'min', 'target'}))}")
     return cfg
 
 
+def _meets(value, op, thr):
+    return value <= thr if op == "<=" else value >= thr
+
+
 def evaluate(rows, checks_cfg, names):
-    """[(name, description, value, op, threshold, verdict, detail)]."""
+    """[(name, description, value, op, threshold, verdict, detail)].
+
+    ``max``/``min`` is the enforced limit (the verdict); an optional
+    ``target`` (same direction) is the goal, reported in the detail as
+    "target met" / "target MISSED" without failing the gate."""
     results = []
     for name in names:
         desc, _, measure = CHECKS[name]
@@ -1016,10 +1027,12 @@ def evaluate(rows, checks_cfg, names):
             continue
         if thr is None:
             verdict = "INFO"
-        elif op == "<=":
-            verdict = "PASS" if value <= thr else "FAIL"
         else:
-            verdict = "PASS" if value >= thr else "FAIL"
+            verdict = "PASS" if _meets(value, op, thr) else "FAIL"
+        if spec and "target" in spec:
+            met = _meets(value, op, spec["target"])
+            detail = (f"target {op} {spec['target']:g} "
+                      f"{'met' if met else 'MISSED'}; {detail}")
         results.append((name, desc, value, op, thr, verdict, detail))
     return results
 
@@ -1080,9 +1093,14 @@ def run_gate(config=None, *, only=None, inject_delay=None, scale=None,
     bad = [r for r in results if r[5] in ("FAIL", "ERROR")
            and r[0] not in INFO_CHECKS]
     gated = [r for r in results if r[0] not in INFO_CHECKS]
+    targets = [r for r in results if (cfg.get("checks", {}).get(r[0]) or {})
+               .get("target") is not None]
+    missed = [r[0] for r in targets if "target MISSED" in r[6]]
     print(f"gate: {'FAILED' if bad else 'passed'} "
           f"({len(gated) - len(bad)}/{len(gated)} checks ok, "
-          f"{elapsed:.0f} s)", file=out)
+          f"{elapsed:.0f} s); targets met: {len(targets) - len(missed)}"
+          f"/{len(targets)}"
+          + (f" (missed: {', '.join(missed)})" if missed else ""), file=out)
     report = _report(ctx, elapsed)
     report["gate"] = [
         {"check": n, "description": d, "value": v, "op": op,

@@ -495,9 +495,9 @@ def start(args: Sequence[Any], pidfile: Any, *, stdout: Any = None,
     Returns the daemon's pid. ``args[0]`` is searched in the daemon's PATH
     (``env``'s, else this process's) unless it holds a '/'; a relative path
     is taken from this process's cwd. ``stdout``/``stderr``: None or
-    DEVNULL (/dev/null), a path (a log file, opened for appending and
-    created if needed), an fd or a file object; ``stderr=STDOUT`` shares
-    stdout's. ``cwd`` (default ``/``), ``umask`` (default 0o022; -1
+    DEVNULL (/dev/null), a path (a log file, opened here -- a relative
+    path is this process's cwd's -- for appending, created if needed), an
+    fd or a file object; ``stderr=STDOUT`` shares stdout's. ``cwd`` (default ``/``), ``umask`` (default 0o022; -1
     inherits) and ``env`` (None: this process's environment) are the
     daemon's.
 

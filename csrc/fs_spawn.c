@@ -156,9 +156,12 @@ fs_spawn_method(const fs_request *req)
     posix_ok = !(req->flags & FS_FORCE_VFORK)
         && req->umask < 0 && req->uid < 0 && req->gid < 0
         && req->n_groups < 0
-        && req->pgroup <= 0;   /* joining another group: vfork reports EPERM
+        && req->pgroup <= 0    /* joining another group: vfork reports EPERM
                                   precisely, posix_spawn cannot say which
                                   step failed */
+        && !((req->flags & FS_SETSID) && req->pgroup >= 0);
+                               /* setpgid() after setsid() always fails
+                                  (EPERM: a session leader): the same */
 #ifndef FS_HAVE_ADDCHDIR
     if (req->cwd != NULL)
         posix_ok = 0;

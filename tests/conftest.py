@@ -35,7 +35,24 @@ def pytest_configure(config):
         "(skipped for the pure one)")
     config.addinivalue_line(
         "markers",
+        "stress: the full stress run (minutes); deselected unless "
+        "FASTSPAWN_STRESS=1 or -m selects it")
+    config.addinivalue_line(
+        "markers",
         "dispositions: checks the child's exact signal dispositions")
+
+
+def pytest_collection_modifyitems(config, items):
+    # The full stress run only on request: FASTSPAWN_STRESS=1, or a -m
+    # expression that names it (e.g. -m stress).
+    if (os.environ.get("FASTSPAWN_STRESS", "") not in ("", "0")
+            or "stress" in (config.getoption("markexpr") or "")):
+        return
+    keep = [i for i in items if i.get_closest_marker("stress") is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(
+            items=[i for i in items if i.get_closest_marker("stress")])
+        items[:] = keep
 
 
 # ---------------------------------------------------------------------------
@@ -64,10 +81,15 @@ def backend(request, monkeypatch):
 # leak checks
 
 
+# Linux lists a process's fds in /proc, macOS (and BSDs with fdescfs) in
+# /dev/fd.
+_FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+
+
 def _open_fds():
     """The fds open in this process, without the one listdir used."""
     fds = set()
-    for name in os.listdir("/proc/self/fd"):
+    for name in os.listdir(_FD_DIR):
         fd = int(name)
         try:
             os.fstat(fd)
@@ -87,6 +109,13 @@ def _fd_desc(fd):
 def _our_children():
     me = os.getpid()
     kids = []
+    if not os.path.isdir("/proc/self"):
+        # No procfs (macOS): ask pgrep, through the stdlib (its child is
+        # reaped before we look for ours).
+        import subprocess
+        out = subprocess.run(["pgrep", "-P", str(me)], capture_output=True,
+                             text=True).stdout
+        return [int(x) for x in out.split() if x.strip()]
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue

@@ -51,6 +51,8 @@ def _run_script(given):
         return
     loader = importlib.machinery.SourceFileLoader("__main__", script)
     code = loader.get_code("__main__")
+    if code is None:    # a source loader always compiles; be explicit
+        raise ImportError(f"cannot load {script!r}")
     main = types.ModuleType("__main__")
     main.__dict__.update(__file__=script, __loader__=loader, __spec__=None,
                          __cached__=None, __package__=None,

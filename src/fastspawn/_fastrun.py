@@ -29,7 +29,7 @@ from ._constants import (
 from ._encode import encode_argv
 from ._launch import launch
 from ._popen import _decode_like_stream, _encode_env
-from ._procwait import wait_exit
+from ._procwait import wait_reap
 
 __all__ = ["eligible", "run"]
 
@@ -190,23 +190,28 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
                     raise _TimeoutExpired(args, timeout, output=o,
                                           stderr=e)
                 out, err = com.output()
-            if deadline is not None and not wait_exit(pid, pidfd, deadline):
-                raise _TimeoutExpired(args, timeout)
-            try:
-                status, rusage = _wait4(pid, 0)[1:]
-            except ChildProcessError:
-                # SIGCHLD ignored: status lost (bpo-15756)
-                status, rusage = 0, None
+            if deadline is not None:
+                reaped = wait_reap(pid, pidfd, deadline)
+                if reaped is None:
+                    raise _TimeoutExpired(args, timeout)
+                status, rusage = reaped
+            else:
+                try:
+                    status, rusage = _wait4(pid, 0)[1:]
+                except ChildProcessError:
+                    # SIGCHLD ignored: status lost (bpo-15756)
+                    status, rusage = 0, None
             duration = monotonic() - t0
         except _TimeoutExpired:
             _reap(pid, pidfd, kill=True)
             raise
         except KeyboardInterrupt:
-            exited = False
+            reaped = None
             try:
-                exited = wait_exit(pid, pidfd, monotonic() + _SIGINT_WAIT)
+                reaped = wait_reap(pid, pidfd, monotonic() + _SIGINT_WAIT)
             finally:
-                _reap(pid, pidfd, kill=not exited)
+                if reaped is None:
+                    _reap(pid, pidfd, kill=True)
             raise
         except BaseException:
             _reap(pid, pidfd, kill=True)

@@ -38,8 +38,13 @@ table above still gets the right call.
 import os
 import sys
 from errno import EACCES, EBADF, EIO, ENOTDIR
-from fcntl import F_DUPFD_CLOEXEC, fcntl
+from fcntl import fcntl
 from stat import S_ISDIR
+
+try:
+    from fcntl import F_DUPFD_CLOEXEC
+except ImportError:  # PyPy 3.9's fcntl lacks it: the Linux/macOS value
+    F_DUPFD_CLOEXEC = 67 if sys.platform == "darwin" else 1030
 
 from _posixsubprocess import fork_exec as _fork_exec
 

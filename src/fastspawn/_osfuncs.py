@@ -139,22 +139,37 @@ def system(command):
             signal.signal(signal.SIGQUIT, saved[1])
 
 
-def popen(cmd, mode="r", buffering=-1):
-    """Open a pipe to or from ``cmd`` run by /bin/sh, like os.popen: the
-    text stream's close() returns None on success, else the exit status
-    shifted left by 8."""
-    # os.popen's own body, on fastspawn.Popen.
-    if not isinstance(cmd, str):
-        raise TypeError("invalid cmd type (%s, expected string)" % type(cmd))
-    if mode not in ("r", "w"):
-        raise ValueError("invalid mode %r" % mode)
-    if buffering == 0 or buffering is None:
-        raise ValueError("popen() does not support unbuffered streams")
+def _rebind_popen():
+    """os.popen's own code (it differs between Python versions) with its
+    ``import subprocess`` answered by a module whose Popen is fastspawn's:
+    the same objects and close() statuses as os.popen, on fastspawn."""
+    import builtins
+    import types
+
     from ._popen import Popen
-    if mode == "r":
-        proc = Popen(cmd, shell=True, text=True, stdout=subprocess.PIPE,
-                     bufsize=buffering)
-        return os._wrap_close(proc.stdout, proc)
-    proc = Popen(cmd, shell=True, text=True, stdin=subprocess.PIPE,
-                 bufsize=buffering)
-    return os._wrap_close(proc.stdin, proc)
+
+    shim = types.ModuleType("subprocess")
+    shim.__dict__.update(vars(subprocess))
+    shim.Popen = Popen
+    real_import = builtins.__import__
+
+    def _import(name, globals=None, locals=None, fromlist=(), level=0):
+        if name == "subprocess" and level == 0:
+            return shim
+        return real_import(name, globals, locals, fromlist, level)
+
+    namespace = dict(vars(os))
+    namespace["__builtins__"] = dict(vars(builtins), __import__=_import)
+    func = os.popen
+    new = types.FunctionType(func.__code__, namespace, func.__name__,
+                             func.__defaults__, func.__closure__)
+    new.__kwdefaults__ = func.__kwdefaults__
+    new.__qualname__ = "popen"
+    new.__module__ = "fastspawn"
+    new.__doc__ = ("Open a pipe to or from ``cmd`` run by /bin/sh, exactly "
+                   "like os.popen (its own code), on fastspawn.Popen.")
+    new.__wrapped__ = func
+    return new
+
+
+popen = _rebind_popen()

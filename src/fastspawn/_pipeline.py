@@ -24,7 +24,7 @@ from ._constants import (
 from ._encode import encode_argv
 from ._launch import launch
 from ._popen import _encode_env
-from ._procwait import wait_exit
+from ._procwait import wait_reap
 
 __all__ = ["pipeline", "PipelineResult", "Stage"]
 
@@ -364,16 +364,17 @@ def pipeline(*commands: Sequence[Any], stdin: Any = None,
                 if not com.run(deadline, close_stream):
                     o, e = com.output()
                     raise _TimeoutExpired([list(c) for c in commands],
-                                          timeout, output=o or None,
-                                          stderr=e or None)
+                                          timeout, output=o, stderr=e)
                 out, err = com.output()
             for i, (pid, pidfd) in enumerate(procs):
-                if deadline is not None and not wait_exit(pid, pidfd,
-                                                          deadline):
+                if deadline is None:
+                    statuses[i] = _waitstatus(pid)
+                    continue
+                reaped = wait_reap(pid, pidfd, deadline)
+                if reaped is None:
                     raise _TimeoutExpired([list(c) for c in commands],
-                                          timeout, output=out or None,
-                                          stderr=err or None)
-                statuses[i] = _waitstatus(pid)
+                                          timeout, output=out, stderr=err)
+                statuses[i] = reaped[0]
         except BaseException:
             for i, (pid, pidfd) in enumerate(procs):
                 if statuses[i] is None:

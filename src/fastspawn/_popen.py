@@ -264,6 +264,13 @@ class Popen(_StdPopen):
                         fd = os.dup(self._fs_pidfd)
                     except OSError:
                         pass    # out of fds (EMFILE): wait without one
+            if fd < 0 and not _procwait.EVENT_DRIVEN:
+                # No fd to spare and no kqueue: subprocess's own polling
+                # wait for the time left, which needs no fd.
+                try:
+                    return super()._wait(endtime - _monotonic())
+                except _TimeoutExpired:
+                    raise _TimeoutExpired(self.args, timeout) from None
             try:
                 exited = _procwait.wait_exit(self.pid, fd, endtime)
             finally:
@@ -383,4 +390,11 @@ class _CapturePopen(Popen):
         try:
             return super().__exit__(exc_type, value, traceback)
         finally:
+            if exc_type is KeyboardInterrupt and self.returncode is None:
+                # run(), call() & co. have killed the child on their way
+                # out; subprocess's __exit__ leaves it a zombie until some
+                # later _cleanup(). Reap it now (README: no zombie after an
+                # interrupt).
+                self.kill()
+                self.wait()
             _last_usage.value = (self.rusage, self.duration)

@@ -26,7 +26,12 @@ import os
 import signal
 import sys
 from errno import EAGAIN, EBADF
-from fcntl import F_DUPFD_CLOEXEC, fcntl
+from fcntl import fcntl
+
+try:
+    from fcntl import F_DUPFD_CLOEXEC
+except ImportError:  # PyPy 3.9's fcntl lacks it: the Linux/macOS value
+    F_DUPFD_CLOEXEC = 67 if sys.platform == "darwin" else 1030
 
 from . import _forkexec
 from ._constants import (

@@ -153,3 +153,20 @@ def test_missed_target_is_reported_not_failed():
     finally:
         _bench.CHECKS[name] = saved
     assert measure is saved[2]
+
+
+def test_summary_counts_missed_targets(tmp_path, monkeypatch):
+    """The last line counts the missed targets, by name."""
+    cfg = tmp_path / "gate.toml"
+    cfg.write_text("[gate]\n[checks.spawn_cpu_vs_subprocess]\n"
+                   "max = 100.0\ntarget = 0.000001\n")
+    import io
+    out = io.StringIO()
+    monkeypatch.setattr(_bench, "run_probes", lambda ctx, probes: None)
+    saved = _bench.CHECKS["spawn_cpu_vs_subprocess"]
+    monkeypatch.setitem(_bench.CHECKS, "spawn_cpu_vs_subprocess",
+                        (saved[0], saved[1], lambda rows: (0.7, "x")))
+    status, _ = _bench.run_gate(str(cfg), out=out)
+    last = out.getvalue().strip().splitlines()[-1]
+    assert status == 0
+    assert "targets met: 0/1 (missed: spawn_cpu_vs_subprocess)" in last

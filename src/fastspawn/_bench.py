@@ -1095,7 +1095,8 @@ def run_gate(config=None, *, only=None, inject_delay=None, scale=None,
     gated = [r for r in results if r[0] not in INFO_CHECKS]
     targets = [r for r in results if (cfg.get("checks", {}).get(r[0]) or {})
                .get("target") is not None]
-    missed = [r[0] for r in targets if "target MISSED" in r[6]]
+    missed = [r[0] for r in targets
+              if r[6].startswith("target ") and " MISSED;" in r[6]]
     print(f"gate: {'FAILED' if bad else 'passed'} "
           f"({len(gated) - len(bad)}/{len(gated)} checks ok, "
           f"{elapsed:.0f} s); targets met: {len(targets) - len(missed)}"

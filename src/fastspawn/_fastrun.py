@@ -26,7 +26,7 @@ from ._constants import (
     CLOSE_FDS, RESTORE_SIGNALS, STDIO_DEVNULL, STDIO_INHERIT, STDIO_PIPE,
     STDIO_STDOUT, WANT_PIDFD,
 )
-from ._encode import encode_argv
+from ._encode import encode_argv, fsencode
 from ._launch import launch
 from ._popen import _decode_like_stream, _encode_env
 from ._procwait import wait_reap
@@ -128,12 +128,7 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
     argv = encode_argv(args_list)
     exe = argv[0]
     envp = None if env is None else _encode_env(env)
-    if cwd is not None:
-        cwd_b = os.fsencode(cwd)
-        if b"\0" in cwd_b:
-            raise ValueError("embedded null byte")
-    else:
-        cwd_b = None
+    cwd_b = None if cwd is None else fsencode(cwd)
     # subprocess's communicate() takes ``input`` one of two ways: with at
     # most one pipe and no timeout, through the stdin file object (only
     # when input is true); otherwise _save_input() encodes it in text mode

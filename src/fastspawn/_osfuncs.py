@@ -14,6 +14,7 @@ import threading
 
 from ._encode import encode_argv, encode_env, fsencode
 from ._launch import launch
+from ._rebind import rebind
 
 __all__ = [
     "P_WAIT", "P_NOWAIT", "P_NOWAITO",
@@ -160,16 +161,10 @@ def _rebind_popen():
 
     namespace = dict(vars(os))
     namespace["__builtins__"] = dict(vars(builtins), __import__=_import)
-    func = os.popen
-    new = types.FunctionType(func.__code__, namespace, func.__name__,
-                             func.__defaults__, func.__closure__)
-    new.__kwdefaults__ = func.__kwdefaults__
-    new.__qualname__ = "popen"
-    new.__module__ = "fastspawn"
-    new.__doc__ = ("Open a pipe to or from ``cmd`` run by /bin/sh, exactly "
-                   "like os.popen (its own code), on fastspawn.Popen.")
-    new.__wrapped__ = func
-    return new
+    return rebind(os.popen, namespace,
+                  doc="Open a pipe to or from ``cmd`` run by /bin/sh, "
+                      "exactly like os.popen (its own code), on "
+                      "fastspawn.Popen.")
 
 
 popen = _rebind_popen()

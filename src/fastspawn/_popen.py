@@ -27,7 +27,7 @@ from . import _backend, _procwait
 from ._constants import (
     CLOSE_FDS, RESTORE_SIGNALS, SETSID, STDIO_INHERIT, WANT_PIDFD,
 )
-from ._encode import encode_argv
+from ._encode import encode_argv, fsencode
 from ._launch import launch
 
 __all__ = ["Popen"]
@@ -145,15 +145,8 @@ class Popen(_StdPopen):
         orig_executable = executable
         envp = None if env is None else _encode_env(env)
         argv = encode_argv(args)
-        exe = os.fsencode(executable)
-        if b"\0" in exe:
-            raise ValueError("embedded null byte")
-        if cwd is not None:
-            cwd_b = os.fsencode(cwd)
-            if b"\0" in cwd_b:
-                raise ValueError("embedded null byte")
-        else:
-            cwd_b = None
+        exe = fsencode(executable)
+        cwd_b = None if cwd is None else fsencode(cwd)
 
         p2cread = _stdio_fd(p["p2cread"])
         c2pwrite = _stdio_fd(p["c2pwrite"])

@@ -143,13 +143,7 @@ FEATURES = (
 )
 
 
-def _close_all(fds):
-    for fd in fds:
-        if fd >= 0:
-            try:
-                _close(fd)
-            except OSError:
-                pass
+_close_all = _forkexec._close_all
 
 
 # ---- planning --------------------------------------------------------------

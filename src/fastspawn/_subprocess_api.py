@@ -11,11 +11,11 @@ subprocess's very objects; ``CompletedProcess`` is a subclass of
 subprocess's that adds the child's ``rusage`` and ``duration``.
 """
 import subprocess
-import types
 
 from . import _fastrun
 from ._completed import CompletedProcess
 from ._popen import Popen, _CapturePopen, _last_usage
+from ._rebind import rebind
 
 __all__ = [
     "Popen", "run", "call", "check_call", "check_output", "getoutput",
@@ -55,14 +55,7 @@ _namespace["CompletedProcess"] = _completed
 
 
 def _rebind(func):
-    new = types.FunctionType(func.__code__, _namespace, func.__name__,
-                             func.__defaults__, func.__closure__)
-    new.__kwdefaults__ = func.__kwdefaults__
-    new.__doc__ = func.__doc__
-    new.__qualname__ = func.__qualname__
-    new.__annotations__ = dict(func.__annotations__)
-    new.__module__ = "fastspawn"
-    new.__wrapped__ = func
+    new = rebind(func, _namespace)
     _namespace[func.__name__] = new
     return new
 

@@ -430,7 +430,7 @@ cdef class RunLoop:
         if self.l.slots[slot].state != FS_SLOT_FREE:
             raise ValueError("slot %d is not free" % slot)
         fs_loop_add(&self.l, <size_t>slot, pid, pidfd, stdout_fd, stderr_fd,
-                    -1.0 if deadline is None else <double>deadline)
+                    _deadline(deadline, True))
         self.wanted[2 * slot] = stdout_fd >= 0
         self.wanted[2 * slot + 1] = stderr_fd >= 0
 
@@ -455,7 +455,7 @@ cdef class RunLoop:
         return 0
 
     def run(self, wake):
-        cdef double dl = -1.0 if wake is None else <double>wake
+        cdef double dl = _deadline(wake, True)
         cdef int ev, err
         self._check(0)
         while True:

@@ -72,8 +72,9 @@ typedef struct {
     int flags;                  /* FS_* flags */
     pid_t pgroup;               /* -1: none; 0: own group; >0: join */
     int umask;                  /* -1: inherit */
-    int uid;                    /* -1: inherit */
-    int gid;                    /* -1: inherit */
+    long long uid;              /* -1: inherit; else 0 .. 2**32-1 (uid_t:
+                                   (uid_t)-1 means "no change") */
+    long long gid;              /* -1: inherit; likewise */
     const gid_t *groups;        /* supplementary groups, if n_groups >= 0 */
     long n_groups;              /* -1: inherit */
 } fs_request;

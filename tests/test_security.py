@@ -504,17 +504,25 @@ def test_credentials_refused_cleanly_when_unprivileged(backend):
                          ids=["user", "group", "user-minus-1", "groups"])
 def test_ids_above_int_max_like_subprocess(kw, backend, request):
     """uid_t/gid_t are unsigned 32-bit: ids >= 2**31 are valid (and
-    2**32-1 means "no change" to set*id). KNOWN LIMITATION of the compiled
-    backend: fs_request carries uid/gid as C ints, so Popen raises
-    OverflowError there (reported, not fixed: needs a wider field in
-    fs_spawn.h/_fs_spawn.pxd/_spawn_c.pyx plus range checks in _popen)."""
-    if backend.__name__.endswith("_spawn_c") and "extra_groups" not in kw:
-        request.applymarker(pytest.mark.xfail(
-            raises=OverflowError, strict=True,
-            reason="C backend: uid/gid are C ints in fs_request"))
+    2**32-1 means "no change" to set*id); fs_request carries them wide
+    enough (long long)."""
     f = lambda m: m.run(["sh", "-c", "id -u; id -g; id -G"],
                         capture_output=True, **kw)
     want = outcome(f, subprocess)
     assert want[0] == "completed", want
     got = f(fastspawn)
     assert ("completed", got.returncode, got.stdout, got.stderr) == want
+
+
+@pytest.mark.parametrize("kw", [{"user": 2 ** 32}, {"group": 2 ** 32},
+                                {"user": 2 ** 40}, {"group": 2 ** 63},
+                                {"extra_groups": [2 ** 32]}],
+                         ids=["user", "group", "user-big", "group-huge",
+                              "groups"])
+def test_ids_beyond_uid_t_raise_like_subprocess(kw, backend):
+    """Ids that do not fit uid_t/gid_t raise subprocess's error before
+    anything starts -- never a truncated id (2**32 must not become root)."""
+    f = lambda m: m.run(["true"], **kw)
+    want = outcome(f, subprocess)
+    assert want[0] == "raised", want
+    assert outcome(f, fastspawn) == want

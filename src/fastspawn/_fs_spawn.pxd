@@ -20,8 +20,8 @@ cdef extern from "fs_spawn.h" nogil:
         int flags
         pid_t pgroup
         int umask
-        int uid
-        int gid
+        long long uid
+        long long gid
         const gid_t *groups
         long n_groups
 

@@ -18,6 +18,7 @@ import inspect
 import operator
 import os
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -41,6 +42,17 @@ _EXEC_PARAMS = tuple(
     inspect.signature(_StdPopen._execute_child).parameters)[1:]
 
 _pidfd_send_signal = getattr(signal, "pidfd_send_signal", None)
+_ID_MAX = 2 ** 32 - 1
+_LONG_MAX = 2 ** (8 * struct.calcsize("l") - 1) - 1
+
+
+def _id_overflow(kind, value):
+    """CPython's _Py_Uid/Gid_Converter errors for an id above uid_t's
+    range: beyond a C long "greater than maximum", else (sic) "less than
+    minimum"."""
+    if value > _LONG_MAX:
+        return OverflowError(f"{kind} is greater than maximum")
+    return OverflowError(f"{kind} is less than minimum")
 _UNIX_SHELL = ("/system/bin/sh" if hasattr(sys, "getandroidapilevel")
                else "/bin/sh")
 _WANT_PIDFD = WANT_PIDFD if sys.platform.startswith("linux") else 0
@@ -164,6 +176,16 @@ class Popen(_StdPopen):
         gid = p["gid"]
         gids = p["gids"]
         uid = p["uid"]
+        # uid_t/gid_t are unsigned 32-bit: ids up to 2**32-1 are valid
+        # ((uid_t)-1: "no change"). Beyond that, _posixsubprocess's
+        # converters raise (with these very messages); the C request would
+        # otherwise truncate, e.g. 2**32 to root.
+        if gids is not None and any(g > _ID_MAX for g in gids):
+            raise ValueError("invalid group id")
+        if gid is not None and gid > _ID_MAX:
+            raise _id_overflow("gid", gid)
+        if uid is not None and uid > _ID_MAX:
+            raise _id_overflow("uid", uid)
         pass_fds = tuple(sorted(set(map(int, p["pass_fds"]))))
         if pass_fds and (pass_fds[0] < 0 or pass_fds[-1] > _INT_MAX):
             raise ValueError("bad value(s) in fds_to_keep")   # fork_exec's

@@ -85,7 +85,7 @@ cdef class _Request:
 
     cdef int fill(self, path, argv, envp, int stdin, int stdout,
                   int stderr, tuple pass_fds, cwd, int flags, int pgroup,
-                  int umask, int uid, int gid, groups) except -1:
+                  int umask, long long uid, long long gid, groups) except -1:
         cdef Py_ssize_t i
         argv = tuple(argv)
         envp = None if envp is None else tuple(envp)
@@ -136,8 +136,8 @@ cdef class _Request:
 
 
 def spawn(path, argv, envp, int stdin, int stdout, int stderr,
-          tuple pass_fds, cwd, int flags, int pgroup, int umask, int uid,
-          int gid, groups):
+          tuple pass_fds, cwd, int flags, int pgroup, int umask, long long uid,
+          long long gid, groups):
     """See _spawn_c.pyi."""
     cdef _Request r = _Request()
     cdef fs_result res
@@ -155,7 +155,7 @@ def spawn(path, argv, envp, int stdin, int stdout, int stderr,
 
 def spawn_method(path, argv, envp, int stdin, int stdout, int stderr,
                  tuple pass_fds, cwd, int flags, int pgroup, int umask,
-                 int uid, int gid, groups):
+                 long long uid, long long gid, groups):
     """See _spawn_c.pyi."""
     cdef _Request r = _Request()
     r.fill(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,

@@ -39,10 +39,18 @@ trap 'rm -rf "$work"' EXIT
 py=${PYTHON:-python3}
 
 venv_with() {   # venv_with DIR ENV...: a venv with fastspawn built so
-    local dir=$1; shift
+    local dir=$1 src; shift
     "$py" -m venv "$dir"
+    # Build from a fresh copy of the sources: pip builds a local directory
+    # in place, and setuptools would reuse the objects of an earlier
+    # (unsanitized) build in the tree's build/ -- or leave ours for the
+    # next plain install.
+    src="$dir.src"
+    mkdir -p "$src"
+    (cd "$root" && { git ls-files -z 2>/dev/null || find . -path ./build -prune -o -type f -print0; } \
+        | xargs -0 cp --parents -t "$src")
     env "$@" FASTSPAWN_REQUIRE_EXTENSIONS=1 \
-        "$dir/bin/python" -m pip install -q --no-cache-dir "$root[test]"
+        "$dir/bin/python" -m pip install -q --no-cache-dir "$src[test]"
     # Import from the venv, not the tree; prove the extension is there.
     (cd "$work" && LD_PRELOAD=${PRELOAD:-} ASAN_OPTIONS=detect_leaks=0 \
         "$dir/bin/python" -c \

@@ -20,6 +20,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fastspawn import _backend  # noqa: E402
+from fsfault import children  # noqa: E402
 
 NO_EXT_ENV = "FASTSPAWN_NO_EXTENSIONS"
 
@@ -106,31 +107,6 @@ def _fd_desc(fd):
         return str(fd)
 
 
-def _our_children():
-    me = os.getpid()
-    kids = []
-    if not os.path.isdir("/proc/self"):
-        # No procfs (macOS): ask pgrep, through the stdlib (its child is
-        # reaped before we look for ours).
-        import subprocess
-        out = subprocess.run(["pgrep", "-P", str(me)], capture_output=True,
-                             text=True).stdout
-        return [int(x) for x in out.split() if x.strip()]
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name, "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # pid (comm) state ppid ...; comm may contain spaces/parens.
-        rest = stat[stat.rfind(b")") + 2:].split()
-        if int(rest[1]) == me:
-            kids.append(int(name))
-    return kids
-
-
 def _reap_all():
     """Reap every child; kill the running ones first. Returns a report."""
     found = []
@@ -140,7 +116,7 @@ def _reap_all():
         except ChildProcessError:
             return found
         if pid == 0:
-            kids = _our_children()
+            kids = [pid for pid, _ in children()]
             found.append("running children %r (killed)" % (kids,))
             for k in kids:
                 try:

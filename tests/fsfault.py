@@ -53,6 +53,13 @@ def children(pid=None):
     """[(pid, state letter)] of the children of ``pid`` (default: us)."""
     me = os.getpid() if pid is None else pid
     kids = []
+    if not os.path.isdir("/proc/self"):
+        # No procfs (macOS): ask pgrep, through the stdlib (its child is
+        # reaped before we look for ours); the state is not known there.
+        import subprocess
+        out = subprocess.run(["pgrep", "-P", str(me)], capture_output=True,
+                             text=True).stdout
+        return [(int(x), "?") for x in out.split()]
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue

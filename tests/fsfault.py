@@ -137,23 +137,33 @@ def without_timeout_value(res):
 
 @contextlib.contextmanager
 def fds_exhausted(free=0):
-    """Make exactly ``free`` fd numbers available: RLIMIT_NOFILE just above
-    the highest open fd, every hole below it filled. Restores everything on
-    exit (before the caller's accounting, which itself needs an fd)."""
+    """Make exactly ``free`` fd numbers available: RLIMIT_NOFILE ``free``
+    numbers above the highest open fd, every unused number below it filled,
+    then ``free`` of those fillers closed again. Works whether the open fds
+    have holes or are dense (0..N with none: the usual case under a CI
+    runner, where a limit of top+1 would leave nothing to free). Restores
+    everything on exit (before the caller's accounting, which itself needs
+    an fd)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     top = max(open_fds())
+    limit = top + 1 + free
+    if hard != resource.RLIM_INFINITY and limit > hard:
+        import pytest
+        pytest.skip("RLIMIT_NOFILE hard limit %d leaves no room above fd %d"
+                    % (hard, top))
     filler = []
     try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (top + 1, hard))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
         while True:
             try:
                 filler.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
             except OSError as e:
                 assert e.errno == errno.EMFILE, e
                 break
+        # Every number below the limit is taken now; free exactly `free`.
+        assert len(filler) >= free, (len(filler), free, top)
         for _ in range(free):
-            if filler:
-                os.close(filler.pop())
+            os.close(filler.pop())
         yield
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

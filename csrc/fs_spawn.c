@@ -818,3 +818,41 @@ fs_spawn(const fs_request *req, fs_result *res)
 #endif
     return 0;
 }
+
+
+int
+fs_spawn_wait(const fs_request *req, fs_result *res, int *status,
+              struct rusage *ru, int *waited)
+{
+    int i;
+
+    *waited = 0;
+    for (i = 0; i < 3; i++) {
+        if (req->stdio[i] == FS_STDIO_PIPE) {
+            errno = EINVAL;
+            return -1;
+        }
+    }
+    if (req->flags & FS_WANT_PIDFD) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (fs_spawn(req, res) != 0)
+        return -1;
+    if (res->err_step != FS_STEP_OK)
+        return 0;
+    /* One try: on EINTR the caller's signal handlers must run (they may
+     * raise KeyboardInterrupt, and then the caller decides the child's
+     * fate), so the retry belongs to the caller. */
+    *waited = fs_reap(res->pid, status, ru);
+    return 0;
+}
+
+
+int
+fs_reap(pid_t pid, int *status, struct rusage *ru)
+{
+    if (wait4(pid, status, 0, ru) == pid)
+        return 1;
+    return errno == ECHILD ? -1 : 0;
+}

@@ -101,6 +101,27 @@ typedef struct {
  */
 int fs_spawn(const fs_request *req, fs_result *res);
 
+/*
+ * fs_spawn() for a request without pipes, then one wait4() for the child,
+ * in the same call (what run() without capture needs: one trip out of
+ * Python instead of two). Returns as fs_spawn(). When the child started,
+ * *waited says what became of it:
+ *    1  reaped: *status and *ru are filled in, res->pid is no longer ours;
+ *    0  wait4() was interrupted by a signal (EINTR): the child still runs,
+ *       the caller runs its signal handlers and reaps res->pid itself;
+ *   -1  ECHILD: SIGCHLD is ignored, the kernel reaped it and the status is
+ *       lost (as for waitpid() in subprocess, bpo-15756).
+ * A request with an FS_STDIO_PIPE, or FS_WANT_PIDFD, fails with EINVAL:
+ * nobody could read those pipes or use that pidfd before the child exits.
+ */
+struct rusage;
+int fs_spawn_wait(const fs_request *req, fs_result *res, int *status,
+                  struct rusage *ru, int *waited);
+
+/* One wait4(pid, status, 0, ru), with the outcomes of *waited above:
+ * 1 reaped, 0 interrupted (EINTR), -1 ECHILD (status lost). */
+int fs_reap(pid_t pid, int *status, struct rusage *ru);
+
 /* Which mechanism fs_spawn() would pick for this request (FS_VIA_*). */
 int fs_spawn_method(const fs_request *req);
 

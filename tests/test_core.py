@@ -1132,3 +1132,121 @@ def test_argv_items_must_be_bytes(backend):
         backend.spawn(*_req(b"/bin/true", [b"true"], envp=["A=1"]))
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
+
+
+# ---------------------------------------------------------------------------
+# spawn_wait(): spawn without pipes, and the wait in the same call
+
+
+def _finish_wait(backend, res):
+    """The (status, struct_rusage) of a spawn_wait() result, reaping the
+    child ourselves when the backend left that to the caller."""
+    pid, status, ru, step, err, exc = res
+    assert step == K.STEP_OK and err == 0 and exc is None, res
+    assert pid > 0
+    if status is None:
+        assert ru is None
+        _, status, ru = os.wait4(pid, 0)
+        return status, ru
+    assert ru is not None
+    return status, ru.value()
+
+
+@pytest.mark.parametrize("flags", [0, K.CLOSE_FDS | K.RESTORE_SIGNALS,
+                                   K.CLOSE_FDS | K.PREFER_POSIX_SPAWN])
+def test_spawn_wait_status_and_rusage(backend, flags):
+    res = backend.spawn_wait(*_req(SH, [b"sh", b"-c", b"exit 7"],
+                                   flags=flags))
+    status, ru = _finish_wait(backend, res)
+    assert os.waitstatus_to_exitcode(status) == 7
+    assert isinstance(ru, resource.struct_rusage)
+    assert ru.ru_maxrss > 0
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_spawn_wait_reports_signal_death(backend):
+    res = backend.spawn_wait(*_req(SH, [b"sh", b"-c", b"kill -TERM $$"]))
+    status, _ = _finish_wait(backend, res)
+    assert os.waitstatus_to_exitcode(status) == -signal.SIGTERM
+
+
+def test_spawn_wait_child_failure_like_spawn(backend):
+    missing = b"/nonexistent/fastspawn-missing"
+    res = backend.spawn_wait(*_req(missing, [b"x"]))
+    assert res[0] == -1 and res[1] is None and res[5] is None
+    assert (res[3], res[4]) == (K.STEP_EXEC, errno.ENOENT)
+    res = backend.spawn_wait(*_req(b"/bin/true", [b"true"],
+                                   cwd=b"/nonexistent-dir"))
+    assert (res[3], res[4]) == (K.STEP_CHDIR, errno.ENOENT)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_spawn_wait_path_candidates_and_stdio_codes(backend, tmp_path):
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        res = backend.spawn_wait(*_req(
+            (b"/nonexistent/echo", b"/bin/echo"), [b"echo", b"hi"],
+            stdin=K.STDIO_DEVNULL, stdout=f.fileno(),
+            stderr=K.STDIO_STDOUT))
+        status, _ = _finish_wait(backend, res)
+    assert status == 0
+    assert out.read_bytes() == b"hi\n"
+
+
+@pytest.mark.parametrize("kw", [dict(stdin=K.STDIO_PIPE),
+                                dict(stdout=K.STDIO_PIPE),
+                                dict(stderr=K.STDIO_PIPE),
+                                dict(flags=K.WANT_PIDFD)])
+def test_spawn_wait_refuses_pipes_and_pidfd(backend, kw):
+    with pytest.raises(OSError) as exc:
+        backend.spawn_wait(*_req(b"/bin/true", [b"true"], **kw))
+    assert exc.value.errno == errno.EINVAL
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_spawn_wait_sigchld_ignored_status_lost(backend):
+    old = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        res = backend.spawn_wait(*_req(SH, [b"sh", b"-c", b"exit 3"]))
+        pid, status, ru, step, err, exc = res
+        assert step == K.STEP_OK and exc is None
+        if status is None:         # the caller's wait: ECHILD
+            with pytest.raises(ChildProcessError):
+                os.wait4(pid, 0)
+        else:                      # lost, reported as 0 like subprocess
+            assert (status, ru) == (0, None)
+    finally:
+        signal.signal(signal.SIGCHLD, old)
+
+
+def test_spawn_wait_handlers_run_and_raise(backend):
+    """A handler that returns lets the wait go on; one that raises ends it
+    with the exception handed back (the child still runs, the caller's)."""
+    hits = []
+
+    def handler(s, f):
+        hits.append(s)
+        if len(hits) >= 3:
+            raise KeyError("boom")
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
+    try:
+        try:
+            res = backend.spawn_wait(*_req(b"/bin/sleep", [b"sleep", b"5"]))
+        except KeyError:
+            # the pure backend waits outside (never here): not reached
+            raise AssertionError("spawn_wait raised the handler's error")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+        signal.signal(signal.SIGALRM, old)
+    pid, status, ru, step, err, exc = res
+    assert status is None and ru is None and step == K.STEP_OK
+    if backend is _backend.c_impl:
+        assert isinstance(exc, KeyError) and len(hits) >= 3
+    else:
+        assert exc is None
+    os.kill(pid, signal.SIGKILL)
+    assert os.waitpid(pid, 0)[1] == signal.SIGKILL

@@ -471,6 +471,8 @@ STORM_CALLS = {
                                    timeout=30),
     "run-no-pipes-timeout": lambda m: m.run(["sleep", "0.15"],
                                             timeout=30).returncode,
+    # the C backend's spawn_wait(): wait4 in C, EINTR back to the handlers
+    "run-no-pipes": lambda m: m.run(["sleep", "0.15"]).returncode,
     "run-popen": lambda m: m.run(SLOW, input=b"in", capture_output=True,
                                  close_fds=True),
     "check_output": lambda m: m.check_output(SLOW, input=b"in"),
@@ -509,10 +511,12 @@ LONG_CALLS = {
                                  close_fds=True),
     "check_output": lambda m: m.check_output(LONG, input=b"x"),
     "call": lambda m: m.call(LONG),
+    "run-no-pipes": lambda m: m.run(["sleep", "5"]),
 }
 
 
 @pytest.mark.parametrize("call", ["run", "run-timeout", "run-popen",
+                                  "run-no-pipes",
                                   "check_output", "call", "communicate",
                                   "communicate-timeout", "wait",
                                   "wait-timeout"])

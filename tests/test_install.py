@@ -59,6 +59,10 @@ class SpyImpl:
         self.spawns += 1
         return self._real.spawn(*args)
 
+    def spawn_wait(self, *args):
+        self.spawns += 1
+        return self._real.spawn_wait(*args)
+
 
 @pytest.fixture
 def spy(monkeypatch, backend):

@@ -776,3 +776,41 @@ def test_non_p_variants_do_not_search(dirs, monkeypatch):
             call(fastspawn, name, fastspawn.P_WAIT, "prog", ["prog"],
                  {"PATH": dirs[0]} if "e" in name[5:] else None)
         assert info.value.filename == "prog"
+
+
+@pytest.mark.parametrize("api", ["spawnvp", "run", "run-capture"])
+def test_path_search_follows_every_environ_change(api, dirs, tmp_path,
+                                                  monkeypatch):
+    """The candidates for os.environ's PATH are cached on its value: each
+    change (and back) is seen by the next call, as os.execvp sees it."""
+    for i, tag in enumerate("abc"):
+        _prog(dirs[i], tag)
+    out = tmp_path / "out"
+
+    def ran():
+        if out.exists():
+            out.unlink()
+        if api == "spawnvp":
+            assert fastspawn.spawnvp(fastspawn.P_WAIT, "prog",
+                                     ["prog", str(out)]) == 0
+        else:
+            kw = {"capture_output": True} if api == "run-capture" else {}
+            assert fastspawn.run(["prog", str(out)], **kw).returncode == 0
+        return out.read_text()
+    for value, want in ((dirs[0], "a"), (dirs[1], "b"), (dirs[0], "a"),
+                        ("%s:%s" % (dirs[2], dirs[1]), "c")):
+        monkeypatch.setenv("PATH", value)
+        assert ran() == want
+    monkeypatch.delenv("PATH")
+    with pytest.raises(FileNotFoundError):
+        ran()
+
+
+def test_path_search_with_os_environ_replaced(dirs, tmp_path, monkeypatch):
+    """Code that swaps os.environ for a plain mapping: PATH is still taken
+    from it, as os.get_exec_path() does."""
+    _prog(dirs[0], "plain")
+    out = tmp_path / "out"
+    monkeypatch.setattr(os, "environ", {"PATH": dirs[0]})
+    assert fastspawn.run(["prog", str(out)]).returncode == 0
+    assert out.read_text() == "plain"

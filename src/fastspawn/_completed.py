@@ -1,5 +1,6 @@
 """``fastspawn.CompletedProcess``: subprocess's, plus resource usage."""
 import subprocess
+from resource import struct_rusage as _struct_rusage
 
 __all__ = ["CompletedProcess"]
 
@@ -20,5 +21,18 @@ class CompletedProcess(subprocess.CompletedProcess):
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
-        self.rusage = rusage
+        self._rusage = rusage
         self.duration = duration
+
+    @property
+    def rusage(self):
+        # The direct run() path hands over the backend's RawRusage: made a
+        # struct_rusage only when somebody asks (most never do).
+        ru = self._rusage
+        if ru is not None and type(ru) is not _struct_rusage:
+            ru = self._rusage = ru.value()
+        return ru
+
+    @rusage.setter
+    def rusage(self, value):
+        self._rusage = value

@@ -1,10 +1,15 @@
 """Arguments and environments to the ``bytes`` the backends take, with the
 validation (and messages) of ``os.execve``. Written once for both backends."""
 import os
+import sys
 
 __all__ = ["fsencode", "encode_argv", "encode_env"]
 
 _fsencode = os.fsencode
+# What os.fsencode does to a str, without its two Python-level calls per
+# argument (fspath, isinstance): run() pays this for every argument.
+_FS_ENCODING = sys.getfilesystemencoding()
+_FS_ERRORS = sys.getfilesystemencodeerrors()
 
 
 def fsencode(value):
@@ -17,10 +22,13 @@ def fsencode(value):
 
 def encode_argv(args):
     """A list of bytes from a sequence of str/bytes/PathLike."""
-    out = [_fsencode(a) for a in args]
-    for b in out:
+    out = []
+    for a in args:
+        b = (a.encode(_FS_ENCODING, _FS_ERRORS) if type(a) is str
+             else _fsencode(a))
         if b"\0" in b:
             raise ValueError("embedded null byte")
+        out.append(b)
     return out
 
 

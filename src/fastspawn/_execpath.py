@@ -20,6 +20,10 @@ _fsencode = os.fsencode
 # (PATH entries, name) -> candidates: a pure function of its key, so
 # caching it changes nothing but the cost (the joins are most of it).
 _cache = {}
+# (os.environ's raw PATH value, name) -> candidates: the same, for the
+# commonest case (no env given), without os.get_exec_path(), whose
+# warnings.catch_warnings() costs more than the spawn's own Python code.
+_environ_cache = {}
 _CACHE_MAX = 256
 
 
@@ -29,6 +33,24 @@ def candidates(file, env):
     ``env`` is the child's environment mapping, or None for os.environ."""
     if b"/" in file:
         return (file,)
+    if env is None:
+        # os.environ's PATH as stored (bytes on POSIX): all that
+        # get_exec_path(None) depends on. Looked up at every call, as
+        # get_exec_path does (os.environ may be replaced).
+        data = getattr(os.environ, "_data", None)
+        if type(data) is dict:
+            key = (data.get(b"PATH"), file)
+            found = _environ_cache.get(key)
+            if found is None:
+                found = _search(file, None)
+                if len(_environ_cache) >= _CACHE_MAX:
+                    _environ_cache.clear()
+                _environ_cache[key] = found
+            return found
+    return _search(file, env)
+
+
+def _search(file, env):
     dirs = tuple(_get_exec_path(env))
     key = (dirs, file)
     found = _cache.get(key)

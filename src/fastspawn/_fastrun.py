@@ -27,7 +27,7 @@ from ._constants import (
     STDIO_STDOUT, WANT_PIDFD,
 )
 from ._encode import encode_argv, fsencode
-from ._launch import launch
+from ._launch import launch, launch_wait
 from ._popen import _decode_like_stream, _encode_env
 from ._procwait import wait_reap
 
@@ -56,6 +56,7 @@ _close = os.close
 # How long an interrupted run lets the child exit on its own (the SIGINT
 # probably reached it too) before killing it: subprocess's value.
 _SIGINT_WAIT = 0.25
+_NO_PIPES_FLAGS = CLOSE_FDS | RESTORE_SIGNALS
 
 
 def eligible(popenargs, kwargs):
@@ -109,6 +110,10 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
         stdin=None, stdout=None, stderr=None, env=None, cwd=None, text=None,
         encoding=None, errors=None, universal_newlines=None):
     """subprocess.run for the calls :func:`eligible` accepts."""
+    if (input is None and not capture_output and timeout is None
+            and stdout != PIPE and stderr != PIPE):
+        return _run_no_pipes(args, check, _STDIN[stdin], _STDOUT[stdout],
+                             _STDERR[stderr], env, cwd)
     if input is not None:
         if stdin is not None:
             raise ValueError("stdin and input arguments may not both be used.")
@@ -236,3 +241,46 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
     return CompletedProcess(args, retcode, out, err, rusage=rusage,
                             duration=duration)
 
+
+def _run_no_pipes(args, check, stdin, stdout, stderr, env, cwd):
+    """run() with no pipe and no timeout: one backend call starts the child
+    and waits for it (text/encoding/errors have nothing to decode here).
+    ``stdin``/``stdout``/``stderr`` are STDIO_* codes."""
+    _cleanup()
+    args_list = list(args)
+    sys.audit("subprocess.Popen", args_list[0], args_list, cwd, env)
+    argv = encode_argv(args_list)
+    t0 = monotonic()
+    pid, status, rusage, _, _, exc = launch_wait(
+        argv[0], argv, None if env is None else _encode_env(env),
+        stdin, stdout, stderr, None if cwd is None else fsencode(cwd), cwd,
+        _NO_PIPES_FLAGS, env, args_list[0])
+    if status is None:
+        # Not waited for (pure backend), or a signal handler raised during
+        # the wait: reap it here, as run() would.
+        try:
+            if exc is not None:
+                raise exc
+            try:
+                status, rusage = _wait4(pid, 0)[1:]
+            except ChildProcessError:
+                status, rusage = 0, None    # SIGCHLD ignored (bpo-15756)
+        except KeyboardInterrupt:
+            reaped = None
+            try:
+                reaped = wait_reap(pid, -1, monotonic() + _SIGINT_WAIT)
+            finally:
+                if reaped is None:
+                    _reap(pid, -1, kill=True)
+            raise
+        except BaseException:
+            _reap(pid, -1, kill=True)
+            raise
+        finally:
+            exc = None      # no reference cycle through the traceback
+    duration = monotonic() - t0
+    retcode = _to_exitcode(status)
+    if check and retcode:
+        raise _CalledProcessError(retcode, args)
+    return CompletedProcess(args, retcode, None, None, rusage=rusage,
+                            duration=duration)

@@ -1,4 +1,5 @@
 # Declarations of csrc/fs_spawn.h (one .pxd per C header).
+from posix.resource cimport rusage
 from posix.types cimport pid_t, gid_t
 
 cdef extern from "fs_spawn.h" nogil:
@@ -34,5 +35,8 @@ cdef extern from "fs_spawn.h" nogil:
         int err_errno
 
     int fs_spawn(const fs_request *req, fs_result *res)
+    int fs_spawn_wait(const fs_request *req, fs_result *res, int *status,
+                      rusage *ru, int *waited)
+    int fs_reap(pid_t pid, int *status, rusage *ru)
     int fs_spawn_method(const fs_request *req)
     int fs_features()

@@ -4,7 +4,7 @@ child), applies the PATH rule, and raises child failures as exceptions."""
 from . import _backend, _execpath
 from ._constants import STEP_OK
 
-__all__ = ["launch"]
+__all__ = ["launch", "launch_wait"]
 
 _candidates = _execpath.candidates
 _child_error = _execpath.child_error
@@ -36,4 +36,18 @@ def launch(file, argv, envp, *, search=False, path_env=None,
         raise _child_error(res[6], res[7],
                            file if filename is None else filename,
                            cwd if cwd_for_error is None else cwd_for_error)
+    return res
+
+
+def launch_wait(file, argv, envp, stdin, stdout, stderr, cwd, cwd_for_error,
+                flags, path_env, filename):
+    """:func:`launch` with a PATH search, no pipes and nothing that needs
+    Python in the child, through the backend's spawn_wait(): returns
+    ``(pid, status, rusage)``; status None means the child still runs and
+    the caller reaps ``pid`` (see _spawn_c.pyi)."""
+    res = _backend.impl.spawn_wait(_candidates(file, path_env), argv, envp,
+                                   stdin, stdout, stderr, (), cwd, flags, -1,
+                                   -1, -1, -1, None)
+    if res[3] != STEP_OK:
+        raise _child_error(res[3], res[4], filename, cwd_for_error)
     return res

@@ -1,12 +1,13 @@
 """Interface of a fastspawn backend: the compiled ``_spawn_c`` and the pure
 ``_spawn_py`` expose exactly these names with the same behaviour."""
-from typing import Callable, Dict, Optional, Sequence, Tuple
+import resource
+from typing import Callable, Dict, Optional, Sequence, Tuple, final
 
 from _typeshed import ReadableBuffer
 
 __all__ = [
-    "FEATURES", "spawn", "spawn_method", "Communicator", "pidfd_wait",
-    "RunLoop", "LOOP_EXITED", "LOOP_EXPIRED", "LOOP_WAKE", "LOOP_IDLE",
+    "FEATURES", "spawn", "spawn_wait", "spawn_method", "RawRusage",
+    "Communicator", "pidfd_wait", "RunLoop", "LOOP_EXITED", "LOOP_EXPIRED", "LOOP_WAKE", "LOOP_IDLE",
     "LOOP_NOTIFY",
 ]
 
@@ -37,6 +38,45 @@ def spawn(
     step with ``err_errno`` (it is reaped; pid and every fd are -1).
     Failures of the parent itself (pipe2, vfork) raise ``OSError`` and
     leave nothing open.
+    """
+
+@final
+class RawRusage:
+    """A wait4() rusage as the kernel gave it; value() converts it."""
+    def value(self) -> resource.struct_rusage: ...
+
+def spawn_wait(
+    path: bytes,
+    argv: Sequence[bytes],
+    envp: Optional[Sequence[bytes]],
+    stdin: int,
+    stdout: int,
+    stderr: int,
+    pass_fds: Tuple[int, ...],
+    cwd: Optional[bytes],
+    flags: int,
+    pgroup: int,
+    umask: int,
+    uid: int,
+    gid: int,
+    groups: Optional[Tuple[int, ...]],
+) -> Tuple[int, Optional[int], Optional[RawRusage], int, int,
+           Optional[BaseException]]:
+    """:func:`spawn` for a request without pipes (no STDIO_PIPE, no
+    WANT_PIDFD: OSError(EINVAL) otherwise), and the wait for the child in
+    the same call where the backend can.
+
+    Returns ``(pid, status, rusage, err_step, err_errno, exc)``:
+
+    * ``err_step != STEP_OK``: the child failed at that step (reaped; pid
+      -1), as for spawn();
+    * ``status`` an int: the child was reaped with that wait status and
+      ``rusage`` (a :class:`RawRusage`; None when SIGCHLD is ignored and
+      the status was lost -- status is then 0, as subprocess reports it);
+    * ``status`` None: the child runs and the caller reaps ``pid``: the
+      backend does not wait here (``exc`` None), or a signal handler run
+      during the wait raised ``exc`` (KeyboardInterrupt...), which the
+      caller raises once it has decided the child's fate.
     """
 
 def spawn_method(

@@ -5,6 +5,7 @@ Arguments arrive already encoded and validated (fastspawn._encode); this
 module only turns them into the C request, spawns with the GIL released and
 converts the result. Interface: _spawn_c.pyi (shared with _spawn_py).
 """
+cimport cython
 from cpython.buffer cimport (PyBUF_SIMPLE, PyObject_CheckBuffer,
                              PyObject_GetBuffer, PyBuffer_Release)
 from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_FromStringAndSize,
@@ -15,6 +16,7 @@ from cpython.object cimport PyObject, Py_TYPE
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.errno cimport EINTR, errno
 from libc.string cimport memset
+from posix.resource cimport rusage
 from posix.types cimport gid_t
 
 from ._fs_spawn cimport *
@@ -22,7 +24,7 @@ from ._fs_io cimport *
 
 from . import _constants as _k
 
-__all__ = ["FEATURES", "spawn", "spawn_method", "Communicator", "pidfd_wait"]
+__all__ = ["FEATURES", "spawn", "spawn_wait", "spawn_method", "RawRusage", "Communicator", "pidfd_wait"]
 
 # The header and the Python constants are one contract: refuse to load on
 # any mismatch rather than misbehave.
@@ -151,6 +153,74 @@ def spawn(path, argv, envp, int stdin, int stdout, int stderr,
         raise OSError(err, _strerror(err))
     return (res.pid, res.pidfd, res.pipes[0], res.pipes[1], res.pipes[2],
             res.method, res.err_step, res.err_errno)
+
+
+# os.wait4()'s result type; fields converted as CPython's resource module
+# does (seconds as float for the two times, ints for the rest).
+from resource import struct_rusage as _struct_rusage
+
+
+cdef object _rusage_to_py(const rusage *ru):
+    return _struct_rusage((
+        ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 0.000001,
+        ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 0.000001,
+        ru.ru_maxrss, ru.ru_ixrss, ru.ru_idrss, ru.ru_isrss,
+        ru.ru_minflt, ru.ru_majflt, ru.ru_nswap, ru.ru_inblock,
+        ru.ru_oublock, ru.ru_msgsnd, ru.ru_msgrcv, ru.ru_nsignals,
+        ru.ru_nvcsw, ru.ru_nivcsw))
+
+
+@cython.final
+cdef class RawRusage:
+    """A wait4() ``struct rusage`` kept as it came from the kernel (one small
+    object instead of the seventeen of a struct_rusage); ``value()`` makes
+    the resource.struct_rusage, which CompletedProcess does when asked."""
+    cdef rusage ru
+
+    def value(self):
+        return _rusage_to_py(&self.ru)
+
+    def __reduce__(self):
+        return self.value().__reduce__()
+
+
+cdef RawRusage _raw_rusage(const rusage *ru):
+    cdef RawRusage raw = RawRusage.__new__(RawRusage)
+    raw.ru = ru[0]
+    return raw
+
+
+def spawn_wait(path, argv, envp, int stdin, int stdout, int stderr,
+               tuple pass_fds, cwd, int flags, int pgroup, int umask,
+               long long uid, long long gid, groups):
+    """See _spawn_c.pyi."""
+    cdef _Request r = _Request()
+    cdef fs_result res
+    cdef rusage ru
+    cdef int rc, err, status = 0, waited = 0
+    r.fill(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
+           pgroup, umask, uid, gid, groups)
+    with nogil:
+        rc = fs_spawn_wait(&r.req, &res, &status, &ru, &waited)
+        err = errno
+    if rc != 0:
+        raise OSError(err, _strerror(err))
+    if res.err_step != FS_STEP_OK:
+        return (-1, None, None, res.err_step, res.err_errno, None)
+    while waited == 0:
+        # wait4 was interrupted: run the signal handlers now (returning to
+        # the interpreter would run them before the caller holds the pid).
+        # One that raises ends the wait; the caller decides the child's
+        # fate and re-raises.
+        try:
+            PyErr_CheckSignals()
+        except BaseException as exc:
+            return (res.pid, None, None, FS_STEP_OK, 0, exc)
+        with nogil:
+            waited = fs_reap(res.pid, &status, &ru)
+    if waited > 0:
+        return (res.pid, status, _raw_rusage(&ru), FS_STEP_OK, 0, None)
+    return (res.pid, 0, None, FS_STEP_OK, 0, None)
 
 
 def spawn_method(path, argv, envp, int stdin, int stdout, int stderr,

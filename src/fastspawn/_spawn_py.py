@@ -25,7 +25,8 @@ do (not os.environ, which can lag behind it).
 import os
 import signal
 import sys
-from errno import EAGAIN, EBADF
+import typing
+from errno import EAGAIN, EBADF, EINVAL
 from fcntl import fcntl
 
 try:
@@ -45,9 +46,9 @@ from ._comm_py import (
     Communicator, RunLoop, pidfd_wait,
 )
 
-__all__ = ["FEATURES", "spawn", "spawn_method", "Communicator", "pidfd_wait",
-           "RunLoop", "LOOP_EXITED", "LOOP_EXPIRED", "LOOP_WAKE", "LOOP_IDLE",
-           "LOOP_NOTIFY"]
+__all__ = ["FEATURES", "spawn", "spawn_wait", "spawn_method", "RawRusage",
+           "Communicator", "pidfd_wait", "RunLoop", "LOOP_EXITED", "LOOP_EXPIRED",
+           "LOOP_WAKE", "LOOP_IDLE", "LOOP_NOTIFY"]
 
 # ---- what this interpreter / libc offers (decided once, at import) --------
 
@@ -282,6 +283,34 @@ def _close_actions(pass_fds):
 
 
 # ---- the interface ------------------------------------------------------------
+
+@typing.final
+class RawRusage:
+    """The interface's RawRusage (see _spawn_c.pyi). This backend's
+    spawn_wait() never waits, so it only wraps a struct_rusage."""
+    __slots__ = ("_value",)
+
+    def __init__(self, value):
+        self._value = value
+
+    def value(self):
+        return self._value
+
+
+def spawn_wait(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,
+               flags, pgroup, umask, uid, gid, groups):
+    """:func:`spawn` without pipes; see _spawn_c.pyi. This backend never
+    waits here (os.wait4 would run signal handlers inside this call, and an
+    exception from one would lose the pid): the status is always None and
+    the caller reaps the child."""
+    if (STDIO_PIPE in (stdin, stdout, stderr)) or flags & WANT_PIDFD:
+        raise OSError(EINVAL, os.strerror(EINVAL))
+    res = spawn(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,
+                flags, pgroup, umask, uid, gid, groups)
+    if res[6] != STEP_OK:
+        return (-1, None, None, res[6], res[7], None)
+    return (res[0], None, None, STEP_OK, 0, None)
+
 
 def spawn_method(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,
                  flags, pgroup, umask, uid, gid, groups):

@@ -14,6 +14,7 @@ import subprocess
 
 from . import _fastrun
 from ._completed import CompletedProcess
+from ._constants import STDIO_INHERIT
 from ._popen import Popen, _CapturePopen, _last_usage
 from ._rebind import rebind
 
@@ -61,10 +62,18 @@ def _rebind(func):
 
 
 _popen_run = _rebind(subprocess.run)
+_run_no_pipes = _fastrun._run_no_pipes
 
 
 def run(*popenargs, input=None, capture_output=False, timeout=None,
         check=False, **kwargs):
+    # The commonest call, run([...]) with at most check=, decided without
+    # eligible()'s general checks (it would accept it as well).
+    if (not kwargs and input is None and not capture_output
+            and timeout is None and len(popenargs) == 1
+            and type(popenargs[0]) is list and popenargs[0]):
+        return _run_no_pipes(popenargs[0], check, STDIO_INHERIT,
+                             STDIO_INHERIT, STDIO_INHERIT, None, None)
     if _fastrun.eligible(popenargs, kwargs):
         return _fastrun.run(popenargs[0], input, capture_output, timeout,
                             check, **kwargs)

@@ -54,12 +54,22 @@ fs_comm_start(fs_comm *c)
     return 0;
 }
 
+/* finish() when the loop closes the fd itself: keep going. */
+#define FS_COMM_GO_ON 100
+
 static int
 finish(fs_comm *c, int stream)
 {
-    c->fd[stream] = -1;        /* the caller owns and closes the fd */
+    int fd = c->fd[stream];
+    c->fd[stream] = -1;
     c->event_stream = stream;
-    return FS_COMM_CLOSED;
+    if (c->close_fds) {
+        /* Never retried: on Linux the fd is gone even on EINTR. */
+        (void)close(fd);
+        c->closed |= 1 << stream;
+        return FS_COMM_GO_ON;
+    }
+    return FS_COMM_CLOSED;     /* the caller owns and closes the fd */
 }
 
 int
@@ -69,15 +79,22 @@ fs_communicate(fs_comm *c, double deadline)
         struct pollfd pfd[3];
         int map[3], n = 0, i, r;
 
-        if (c->fd[0] >= 0 && c->in_off >= c->in_len)
-            return finish(c, 0);           /* all input written: EOF it */
-        for (i = 0; i < 3; i++) {
-            if (c->fd[i] < 0)
-                continue;
-            if (i > 0 && c->len[i - 1] == c->cap[i - 1]) {
+        if (c->fd[0] >= 0 && c->in_off >= c->in_len) {
+            r = finish(c, 0);              /* all input written: EOF it */
+            if (r != FS_COMM_GO_ON)
+                return r;
+        }
+        for (i = 1; i < 3; i++) {
+            if (c->spill_len[i - 1] > 0) {
+                /* A GROW the caller did not complete (it failed, or the
+                 * caller came back without growing): report it again. */
                 c->event_stream = i;
                 return FS_COMM_GROW;
             }
+        }
+        for (i = 0; i < 3; i++) {
+            if (c->fd[i] < 0)
+                continue;
             pfd[n].fd = c->fd[i];
             pfd[n].events = i == 0 ? POLLOUT : POLLIN;
             pfd[n].revents = 0;
@@ -118,25 +135,43 @@ fs_communicate(fs_comm *c, double deadline)
                 else if (errno == EPIPE) {
                     /* The child closed its stdin early: not an error,
                      * exactly as subprocess ignores BrokenPipeError. */
-                    return finish(c, 0);
+                    r = finish(c, 0);
+                    if (r != FS_COMM_GO_ON)
+                        return r;
+                    continue;
                 }
                 else if (errno != EAGAIN && errno != EINTR) {
                     c->event_stream = 0;
                     return FS_COMM_ERROR;
                 }
                 if (pfd[i].revents & (POLLERR | POLLHUP)
-                        && c->in_off < c->in_len && w < 0)
-                    return finish(c, 0);
+                        && c->in_off < c->in_len && w < 0) {
+                    r = finish(c, 0);
+                    if (r != FS_COMM_GO_ON)
+                        return r;
+                }
             }
             else {
                 int k = s - 1;
-                ssize_t got = read(c->fd[s], c->out[k] + c->len[k],
-                                   c->cap[k] - c->len[k]);
-                if (got > 0) {
+                int full = c->len[k] == c->cap[k];
+                ssize_t got;
+                if (full)
+                    got = read(c->fd[s], c->spill[k], FS_SPILL);
+                else
+                    got = read(c->fd[s], c->out[k] + c->len[k],
+                               c->cap[k] - c->len[k]);
+                if (got > 0 && full) {
+                    c->spill_len[k] = (size_t)got;
+                    c->event_stream = s;
+                    return FS_COMM_GROW;
+                }
+                else if (got > 0) {
                     c->len[k] += (size_t)got;
                 }
                 else if (got == 0) {
-                    return finish(c, s);
+                    r = finish(c, s);
+                    if (r != FS_COMM_GO_ON)
+                        return r;
                 }
                 else if (errno != EINTR && errno != EAGAIN) {
                     c->event_stream = s;

@@ -16,14 +16,25 @@
 
 #define FS_COMM_DONE     0   /* every stream finished */
 #define FS_COMM_TIMEOUT  1   /* deadline passed; call again to resume */
-#define FS_COMM_GROW     2   /* out[c->event_stream - 1] is full */
+#define FS_COMM_GROW     2   /* out[c->event_stream - 1] is full and more
+                                came: grow it, then move the spill in */
 #define FS_COMM_CLOSED   3   /* stream c->event_stream (0,1,2) finished */
 #define FS_COMM_EINTR    4   /* a signal arrived: run handlers, resume */
 #define FS_COMM_ERROR   (-1) /* errno set; c->event_stream says where */
 
+/* Bytes read from a stream whose buffer was full (or not there yet): so a
+ * stream that only ever gives EOF (the usual stderr) needs no buffer, and a
+ * buffer is made only once data has come. */
+#define FS_SPILL 256
+
 typedef struct {
     int fd[3];            /* stdin writer, stdout reader, stderr reader;
                              -1: none or finished */
+    int close_fds;        /* 1: close each finished stream's fd here and
+                             record it in `closed` instead of returning
+                             FS_COMM_CLOSED (one trip back fewer each) */
+    int closed;           /* bit i: stream i closed here (the caller clears
+                             the bits once its bookkeeping knows) */
     const char *in_buf;   /* input for stdin */
     size_t in_len;
     size_t in_off;        /* how much of it was written */
@@ -31,6 +42,9 @@ typedef struct {
     size_t cap[2];
     size_t len[2];
     int event_stream;     /* which stream the last event is about */
+    char spill[2][FS_SPILL];
+    size_t spill_len[2];  /* bytes in spill[k], to be appended to out[k]
+                             after the FS_COMM_GROW that reported them */
 } fs_comm;
 
 /* Prepare c->fd[0] (non-blocking writes, so a full pipe never blocks the

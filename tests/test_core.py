@@ -1250,3 +1250,108 @@ def test_spawn_wait_handlers_run_and_raise(backend):
         assert exc is None
     os.kill(pid, signal.SIGKILL)
     assert os.waitpid(pid, 0)[1] == signal.SIGKILL
+
+
+# ---------------------------------------------------------------------------
+# spawn_capture(): spawn, communicate and wait in one call
+
+
+def _capture(backend, argv, input=None, **kw):
+    kw.setdefault("stdout", K.STDIO_PIPE)
+    kw.setdefault("stderr", K.STDIO_PIPE)
+    return backend.spawn_capture(*_req(argv[0], argv, **kw), input)
+
+
+@pytest.mark.parametrize("size", [0, 1, 255, 256, 257, 32768, 32769,
+                                  3 * 65536 + 7])
+def test_spawn_capture_outputs_and_input(backend, size):
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    res = _capture(backend, [SH, b"-c", b"cat; printf e >&2; exit 5"],
+                   input=data, stdin=K.STDIO_PIPE)
+    pid, status, ru, out, err, step, errn, exc, fds = res
+    assert (step, errn, exc, fds) == (K.STEP_OK, 0, None, None)
+    assert out == data and err == b"e"
+    assert os.waitstatus_to_exitcode(status) == 5
+    if not isinstance(ru, resource.struct_rusage):
+        ru = ru.value()
+    assert ru.ru_maxrss > 0
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_spawn_capture_stdout_only_and_merged(backend):
+    res = _capture(backend, [SH, b"-c", b"echo o; echo e >&2"],
+                   stderr=K.STDIO_STDOUT)
+    assert res[3:5] == (b"o\ne\n", None)
+    res = _capture(backend, [SH, b"-c", b"echo o"], stderr=K.STDIO_INHERIT)
+    assert res[3:5] == (b"o\n", None)
+
+
+def test_spawn_capture_child_failure(backend):
+    res = _capture(backend, [b"/nonexistent/fastspawn-x"])
+    assert res[0] == -1 and (res[5], res[6]) == (K.STEP_EXEC, errno.ENOENT)
+    assert res[7] is None and res[8] is None
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_spawn_capture_error_after_start_hands_back_child_and_fds(backend):
+    """A bad input (not bytes-like) fails once the child runs: the error,
+    the pid and the open fds come back for the caller to settle."""
+    res = _capture(backend, [CAT], input=12345, stdin=K.STDIO_PIPE)
+    pid, status, ru, out, err, step, errn, exc, fds = res
+    assert step == K.STEP_OK and status is None
+    assert isinstance(exc, TypeError)
+    assert len(fds) == 3 and all(fd >= 0 for fd in fds)
+    for fd in fds:
+        os.close(fd)            # cat sees EOF on stdin and exits
+    assert os.waitpid(pid, 0)[1] == 0
+
+
+def test_spawn_capture_refuses_pidfd(backend):
+    with pytest.raises(OSError) as exc:
+        _capture(backend, [b"/bin/true"], flags=K.WANT_PIDFD)
+    assert exc.value.errno == errno.EINVAL
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_spawn_capture_handler_exception(backend):
+    def handler(s, f):
+        raise KeyError("boom")
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, 0.1)
+    try:
+        res = _capture(backend, [SH, b"-c", b"echo early; sleep 5"])
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+        signal.signal(signal.SIGALRM, old)
+    pid, status, ru, out, err, step, errn, exc, fds = res
+    assert isinstance(exc, KeyError) and status is None
+    os.kill(pid, signal.SIGKILL)
+    assert os.waitpid(pid, 0)[1] == signal.SIGKILL
+    for fd in fds:
+        if fd >= 0:
+            os.close(fd)
+
+
+def test_communicator_closes_fds_given_as_list(backend):
+    """run(deadline, fds): each finished stream's fd is closed by the loop
+    and its slot set to -1; nothing is called back."""
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    r0, w0 = os.pipe()
+    os.write(w1, b"out")
+    os.close(w1)
+    os.close(w2)
+    os.close(r0)                 # stdin's reader gone: EPIPE ends stream 0
+    fds = [w0, r1, r2]
+    com = backend.Communicator(w0, r1, r2, b"input")
+    assert com.run(None, fds) is True
+    assert fds == [-1, -1, -1]
+    assert com.output() == (b"out", b"")
+    for fd in (w0, r1, r2):
+        with pytest.raises(OSError):
+            os.fstat(fd)
+    with pytest.raises(ValueError):
+        backend.Communicator(-1, -1, -1, None).run(None, [1, 2])

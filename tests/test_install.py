@@ -63,6 +63,10 @@ class SpyImpl:
         self.spawns += 1
         return self._real.spawn_wait(*args)
 
+    def spawn_capture(self, *args):
+        self.spawns += 1
+        return self._real.spawn_capture(*args)
+
 
 @pytest.fixture
 def spy(monkeypatch, backend):
@@ -259,6 +263,12 @@ SCRIPT = textwrap.dedent(r'''
         def spawn(self, *a):
             self.n += 1
             return self.real.spawn(*a)
+        def spawn_wait(self, *a):
+            self.n += 1
+            return self.real.spawn_wait(*a)
+        def spawn_capture(self, *a):
+            self.n += 1
+            return self.real.spawn_capture(*a)
 
     spy = _backend.impl = Spy(_backend.impl)
     r = subprocess.run(["sh", "-c", "echo child says hi"],

@@ -38,13 +38,21 @@ class Communicator:
         return self._off
 
     def _finish(self, i, on_close):
+        fd = self._fds[i]
         self._fds[i] = -1
         if i == 0:
             self._view = None
-        on_close(i)
+        if type(on_close) is list:
+            # The caller's fds (see _spawn_c.pyi): close it, mark it closed.
+            on_close[i] = -1
+            os.close(fd)
+        else:
+            on_close(i)
 
     def run(self, deadline, on_close):
         fds = self._fds
+        if type(on_close) is list and len(on_close) != 3:
+            raise ValueError("on_close: a list of three fds")
         if deadline is not None and deadline != deadline:
             raise ValueError("cannot convert float NaN to integer")
         while True:

@@ -27,7 +27,7 @@ from ._constants import (
     STDIO_STDOUT, WANT_PIDFD,
 )
 from ._encode import encode_argv, fsencode
-from ._launch import launch, launch_wait
+from ._launch import launch, launch_capture, launch_wait
 from ._popen import _decode_like_stream, _encode_env
 from ._procwait import wait_reap
 
@@ -56,7 +56,7 @@ _close = os.close
 # How long an interrupted run lets the child exit on its own (the SIGINT
 # probably reached it too) before killing it: subprocess's value.
 _SIGINT_WAIT = 0.25
-_NO_PIPES_FLAGS = CLOSE_FDS | RESTORE_SIGNALS
+_FLAGS = CLOSE_FDS | RESTORE_SIGNALS
 
 
 def eligible(popenargs, kwargs):
@@ -104,6 +104,23 @@ def _reap(pid, pidfd, kill):
         return _waitpid(pid, 0)[1]
     except ChildProcessError:
         return 0
+
+
+def _settle(pid, pidfd, exc):
+    """Decide the child's fate once ``exc`` ends a run() early, as
+    subprocess.run does: after a KeyboardInterrupt the child (which
+    probably got the same ^C) has a moment to exit on its own; otherwise,
+    or after that moment, it is killed. It is reaped either way (subprocess
+    leaves that to a later _cleanup())."""
+    if isinstance(exc, KeyboardInterrupt):
+        reaped = None
+        try:
+            reaped = wait_reap(pid, pidfd, monotonic() + _SIGINT_WAIT)
+        finally:
+            if reaped is None:
+                _reap(pid, pidfd, kill=True)
+    else:
+        _reap(pid, pidfd, kill=True)
 
 
 def run(args, input=None, capture_output=False, timeout=None, check=False,
@@ -159,69 +176,64 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
         if not input:
             input = None
 
-    flags = CLOSE_FDS | RESTORE_SIGNALS
-    if timeout is not None:
+    stdin_code = STDIO_PIPE if stdin == PIPE else _STDIN[stdin]
+    if timeout is None:
+        # One backend call: spawn, communicate, wait.
+        t0 = monotonic()
+        (pid, status, rusage, out, err, _, _, exc, fds) = launch_capture(
+            exe, argv, envp, stdin_code, _STDOUT[stdout], _STDERR[stderr],
+            cwd_b, cwd, _FLAGS, env, args_list[0], input)
+        if exc is not None:
+            try:
+                _settle(pid, -1, exc)
+            finally:
+                for fd in fds:
+                    if fd >= 0:
+                        _close(fd)
+            try:
+                raise exc
+            finally:
+                exc = None      # no reference cycle through the traceback
+        duration = monotonic() - t0
+    else:
         # A timeout that is no number fails here, with subprocess's
         # TypeError, not once a child and its pipes exist (they leaked).
         monotonic() + timeout
-        flags |= _PIDFD
-    t0 = monotonic()
-    res = launch(exe, argv, envp, search=True, path_env=env,
-                 stdin=STDIO_PIPE if stdin == PIPE else _STDIN[stdin],
-                 stdout=_STDOUT[stdout], stderr=_STDERR[stderr],
-                 cwd=cwd_b, cwd_for_error=cwd, flags=flags,
-                 filename=args_list[0])
-    pid, pidfd = res[0], res[1]
-    fds = [res[2], res[3], res[4]]
-    deadline = None if timeout is None else monotonic() + timeout
-    out = err = None
-    try:
+        t0 = monotonic()
+        res = launch(exe, argv, envp, search=True, path_env=env,
+                     stdin=stdin_code, stdout=_STDOUT[stdout],
+                     stderr=_STDERR[stderr], cwd=cwd_b, cwd_for_error=cwd,
+                     flags=_FLAGS | _PIDFD, filename=args_list[0])
+        pid, pidfd = res[0], res[1]
+        fds = [res[2], res[3], res[4]]
+        deadline = monotonic() + timeout
+        out = err = None
         try:
-            if fds[0] >= 0 or fds[1] >= 0 or fds[2] >= 0:
-                def close(i):
-                    fd = fds[i]
-                    fds[i] = -1
-                    if fd >= 0:
-                        _close(fd)
-                com = _backend.impl.Communicator(fds[0], fds[1], fds[2],
-                                                 input)
-                if not com.run(deadline, close):
-                    o, e = com.output()
-                    raise _TimeoutExpired(args, timeout, output=o,
-                                          stderr=e)
-                out, err = com.output()
-            if deadline is not None:
+            try:
+                if fds[0] >= 0 or fds[1] >= 0 or fds[2] >= 0:
+                    com = _backend.impl.Communicator(fds[0], fds[1], fds[2],
+                                                     input)
+                    # ``fds``: the loop closes each finished stream's fd
+                    # and marks it -1 there; the finally closes the rest.
+                    if not com.run(deadline, fds):
+                        o, e = com.output()
+                        raise _TimeoutExpired(args, timeout, output=o,
+                                              stderr=e)
+                    out, err = com.output()
                 reaped = wait_reap(pid, pidfd, deadline)
                 if reaped is None:
                     raise _TimeoutExpired(args, timeout)
                 status, rusage = reaped
-            else:
-                try:
-                    status, rusage = _wait4(pid, 0)[1:]
-                except ChildProcessError:
-                    # SIGCHLD ignored: status lost (bpo-15756)
-                    status, rusage = 0, None
-            duration = monotonic() - t0
-        except _TimeoutExpired:
-            _reap(pid, pidfd, kill=True)
-            raise
-        except KeyboardInterrupt:
-            reaped = None
-            try:
-                reaped = wait_reap(pid, pidfd, monotonic() + _SIGINT_WAIT)
-            finally:
-                if reaped is None:
-                    _reap(pid, pidfd, kill=True)
-            raise
-        except BaseException:
-            _reap(pid, pidfd, kill=True)
-            raise
-    finally:
-        for fd in fds:
-            if fd >= 0:
-                _close(fd)
-        if pidfd >= 0:
-            _close(pidfd)
+                duration = monotonic() - t0
+            except BaseException as e:
+                _settle(pid, pidfd, e)
+                raise
+        finally:
+            for fd in fds:
+                if fd >= 0:
+                    _close(fd)
+            if pidfd >= 0:
+                _close(pidfd)
 
     retcode = _to_exitcode(status)
     if text_mode:
@@ -254,7 +266,7 @@ def _run_no_pipes(args, check, stdin, stdout, stderr, env, cwd):
     pid, status, rusage, _, _, exc = launch_wait(
         argv[0], argv, None if env is None else _encode_env(env),
         stdin, stdout, stderr, None if cwd is None else fsencode(cwd), cwd,
-        _NO_PIPES_FLAGS, env, args_list[0])
+        _FLAGS, env, args_list[0])
     if status is None:
         # Not waited for (pure backend), or a signal handler raised during
         # the wait: reap it here, as run() would.
@@ -265,16 +277,8 @@ def _run_no_pipes(args, check, stdin, stdout, stderr, env, cwd):
                 status, rusage = _wait4(pid, 0)[1:]
             except ChildProcessError:
                 status, rusage = 0, None    # SIGCHLD ignored (bpo-15756)
-        except KeyboardInterrupt:
-            reaped = None
-            try:
-                reaped = wait_reap(pid, -1, monotonic() + _SIGINT_WAIT)
-            finally:
-                if reaped is None:
-                    _reap(pid, -1, kill=True)
-            raise
-        except BaseException:
-            _reap(pid, -1, kill=True)
+        except BaseException as e:
+            _settle(pid, -1, e)
             raise
         finally:
             exc = None      # no reference cycle through the traceback

@@ -4,7 +4,7 @@ child), applies the PATH rule, and raises child failures as exceptions."""
 from . import _backend, _execpath
 from ._constants import STEP_OK
 
-__all__ = ["launch", "launch_wait"]
+__all__ = ["launch", "launch_capture", "launch_wait"]
 
 _candidates = _execpath.candidates
 _child_error = _execpath.child_error
@@ -50,4 +50,19 @@ def launch_wait(file, argv, envp, stdin, stdout, stderr, cwd, cwd_for_error,
                                    -1, -1, -1, None)
     if res[3] != STEP_OK:
         raise _child_error(res[3], res[4], filename, cwd_for_error)
+    return res
+
+
+def launch_capture(file, argv, envp, stdin, stdout, stderr, cwd,
+                   cwd_for_error, flags, path_env, filename, input):
+    """:func:`launch` with a PATH search and nothing that needs Python in
+    the child, through the backend's spawn_capture(): the child is started,
+    ``input`` written, its output read and the child reaped in one call.
+    Returns spawn_capture()'s tuple (see _spawn_c.pyi): when its ``exc`` is
+    set, the caller settles the still-running child and closes the fds."""
+    res = _backend.impl.spawn_capture(_candidates(file, path_env), argv,
+                                      envp, stdin, stdout, stderr, (), cwd,
+                                      flags, -1, -1, -1, -1, None, input)
+    if res[5] != STEP_OK:
+        raise _child_error(res[5], res[6], filename, cwd_for_error)
     return res

@@ -1,12 +1,15 @@
 """Interface of a fastspawn backend: the compiled ``_spawn_c`` and the pure
 ``_spawn_py`` expose exactly these names with the same behaviour."""
 import resource
-from typing import Callable, Dict, Optional, Sequence, Tuple, final
+from typing import (
+    Callable, Dict, List, Optional, Sequence, Tuple, Union, final,
+)
 
 from _typeshed import ReadableBuffer
 
 __all__ = [
-    "FEATURES", "spawn", "spawn_wait", "spawn_method", "RawRusage",
+    "FEATURES", "spawn", "spawn_wait", "spawn_capture", "spawn_method",
+    "RawRusage",
     "Communicator", "pidfd_wait", "RunLoop", "LOOP_EXITED", "LOOP_EXPIRED", "LOOP_WAKE", "LOOP_IDLE",
     "LOOP_NOTIFY",
 ]
@@ -79,6 +82,43 @@ def spawn_wait(
       caller raises once it has decided the child's fate.
     """
 
+def spawn_capture(
+    path: bytes,
+    argv: Sequence[bytes],
+    envp: Optional[Sequence[bytes]],
+    stdin: int,
+    stdout: int,
+    stderr: int,
+    pass_fds: Tuple[int, ...],
+    cwd: Optional[bytes],
+    flags: int,
+    pgroup: int,
+    umask: int,
+    uid: int,
+    gid: int,
+    groups: Optional[Tuple[int, ...]],
+    input: Optional[ReadableBuffer],
+) -> Tuple[int, Optional[int], Union[RawRusage, resource.struct_rusage, None],
+           Optional[bytes], Optional[bytes], int, int,
+           Optional[BaseException], Optional[List[int]]]:
+    """:func:`spawn`, then what ``Communicator(...).run(None, fds)`` and a
+    wait do, in one call: ``input`` (bytes-like or None) written to a
+    STDIO_PIPE stdin, the STDIO_PIPE outputs read, the child reaped (no
+    WANT_PIDFD: OSError(EINVAL)).
+
+    Returns ``(pid, status, rusage, stdout, stderr, err_step, err_errno,
+    exc, fds)``:
+
+    * ``err_step != STEP_OK``: the child failed at that step, as for
+      spawn() (nothing left);
+    * ``exc`` None: done; ``stdout``/``stderr`` as Communicator.output()
+      gives them, ``status``/``rusage`` as spawn_wait() gives them;
+    * ``exc`` set: something raised after the start (a signal handler, a
+      MemoryError, a bad ``input``): the child still runs, ``fds`` lists
+      the pipe ends still open (-1 for closed ones); the caller settles
+      the child, closes them and raises ``exc``.
+    """
+
 def spawn_method(
     path: bytes,
     argv: Sequence[bytes],
@@ -113,12 +153,16 @@ class Communicator:
         input: Optional[ReadableBuffer],
     ) -> None: ...
     def run(
-        self, deadline: Optional[float], on_close: Callable[[int], object]
+        self,
+        deadline: Optional[float],
+        on_close: Union[Callable[[int], object], List[int]],
     ) -> bool:
         """Loop (GIL released) until all streams are finished (True) or
         time.monotonic() passes ``deadline`` (False; call again to resume).
         ``on_close(i)`` is called as stream i (0 stdin, 1 stdout, 2 stderr)
-        finishes."""
+        finishes; or ``on_close`` is the caller's list of the three fds:
+        a finished stream's fd is closed by the loop and its slot set to
+        -1 (no call back into Python per stream)."""
     @property
     def input_offset(self) -> int:
         """How many bytes of ``input`` were written so far."""

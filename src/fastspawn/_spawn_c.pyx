@@ -14,8 +14,8 @@ from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.object cimport PyObject, Py_TYPE
 from cpython.ref cimport Py_INCREF, Py_XDECREF
-from libc.errno cimport EINTR, errno
-from libc.string cimport memset
+from libc.errno cimport EINTR, EINVAL, errno
+from libc.string cimport memcpy, memset
 from posix.resource cimport rusage
 from posix.types cimport gid_t
 
@@ -24,7 +24,8 @@ from ._fs_io cimport *
 
 from . import _constants as _k
 
-__all__ = ["FEATURES", "spawn", "spawn_wait", "spawn_method", "RawRusage", "Communicator", "pidfd_wait"]
+__all__ = ["FEATURES", "spawn", "spawn_wait", "spawn_capture", "spawn_method",
+           "RawRusage", "Communicator", "pidfd_wait"]
 
 # The header and the Python constants are one contract: refuse to load on
 # any mismatch rather than misbehave.
@@ -250,7 +251,9 @@ cdef class Communicator:
     streams are finished (returns True) or time.monotonic() passes
     ``deadline`` (returns False; call again to resume). ``on_close(i)`` is
     called as stream i (0 stdin, 1 stdout, 2 stderr) finishes, so the
-    caller can close the file object that owns that fd.
+    caller can close the file object that owns that fd; or ``on_close`` is
+    the caller's list of the three fds, and a finished stream's fd is
+    closed in the loop itself and its slot set to -1.
     """
     cdef fs_comm c
     cdef Py_buffer view
@@ -309,15 +312,44 @@ cdef class Communicator:
                 raise
         self.c.out[k] = PyBytes_AS_STRING(<object>self.buf[k])
         self.c.cap[k] = <size_t>new_cap
+        # What fs_communicate read while the buffer was full.
+        memcpy(self.c.out[k] + self.c.len[k], self.c.spill[k],
+               self.c.spill_len[k])
+        self.c.len[k] += self.c.spill_len[k]
+        self.c.spill_len[k] = 0
+        return 0
+
+    cdef int _closed_here(self, list fds) except -1:
+        """Bookkeeping for the streams fs_communicate closed itself."""
+        cdef int i
+        for i in range(3):
+            if self.c.closed & (1 << i):
+                fds[i] = -1
+                if i == 0 and self.has_view:
+                    PyBuffer_Release(&self.view)
+                    self.has_view = False
+        self.c.closed = 0
         return 0
 
     def run(self, deadline, on_close):
         cdef double dl = _deadline(deadline, False)
         cdef int ev, err
+        cdef list fds = None
+        if type(on_close) is list:
+            # The caller's [stdin, stdout, stderr] fds: each finished one is
+            # closed in the loop and its slot set to -1 here.
+            fds = <list>on_close
+            if len(fds) != 3:
+                raise ValueError("on_close: a list of three fds")
+            self.c.close_fds = 1
+        else:
+            self.c.close_fds = 0
         while True:
             with nogil:
                 ev = fs_communicate(&self.c, dl)
                 err = errno
+            if fds is not None:
+                self._closed_here(fds)
             if ev == FS_COMM_DONE:
                 self.finished = True
                 return True
@@ -362,6 +394,46 @@ cdef class Communicator:
                 self.c.out[k] = PyBytes_AS_STRING(<object>self.buf[k])
             return <object>self.buf[k]
         return PyBytes_FromStringAndSize(self.c.out[k], <Py_ssize_t>self.c.len[k])
+
+def spawn_capture(path, argv, envp, int stdin, int stdout, int stderr,
+                  tuple pass_fds, cwd, int flags, int pgroup, int umask,
+                  long long uid, long long gid, groups, input):
+    """See _spawn_c.pyi."""
+    cdef _Request r = _Request()
+    cdef fs_result res
+    cdef rusage ru
+    cdef int rc, err, status = 0, waited = 0
+    cdef Communicator com
+    if flags & FS_WANT_PIDFD:
+        raise OSError(EINVAL, _strerror(EINVAL))
+    r.fill(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
+           pgroup, umask, uid, gid, groups)
+    with nogil:
+        rc = fs_spawn(&r.req, &res)
+        err = errno
+    if rc != 0:
+        raise OSError(err, _strerror(err))
+    if res.err_step != FS_STEP_OK:
+        return (-1, None, None, None, None, res.err_step, res.err_errno,
+                None, None)
+    fds = [res.pipes[0], res.pipes[1], res.pipes[2]]
+    try:
+        com = Communicator(res.pipes[0], res.pipes[1], res.pipes[2], input)
+        com.run(None, fds)
+        out, err_out = com.output()
+        with nogil:
+            waited = fs_reap(res.pid, &status, &ru)
+        while waited == 0:
+            PyErr_CheckSignals()
+            with nogil:
+                waited = fs_reap(res.pid, &status, &ru)
+    except BaseException as exc:
+        return (res.pid, None, None, None, None, FS_STEP_OK, 0, exc, fds)
+    if waited > 0:
+        return (res.pid, status, _raw_rusage(&ru), out, err_out, FS_STEP_OK,
+                0, None, None)
+    return (res.pid, 0, None, out, err_out, FS_STEP_OK, 0, None, None)
+
 
 def pidfd_wait(int pidfd, deadline):
     """Wait (GIL released) until the child behind ``pidfd`` exits: True, or

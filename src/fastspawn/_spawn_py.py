@@ -46,7 +46,8 @@ from ._comm_py import (
     Communicator, RunLoop, pidfd_wait,
 )
 
-__all__ = ["FEATURES", "spawn", "spawn_wait", "spawn_method", "RawRusage",
+__all__ = ["FEATURES", "spawn", "spawn_wait", "spawn_capture",
+           "spawn_method", "RawRusage",
            "Communicator", "pidfd_wait", "RunLoop", "LOOP_EXITED", "LOOP_EXPIRED",
            "LOOP_WAKE", "LOOP_IDLE", "LOOP_NOTIFY"]
 
@@ -310,6 +311,31 @@ def spawn_wait(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,
     if res[6] != STEP_OK:
         return (-1, None, None, res[6], res[7], None)
     return (res[0], None, None, STEP_OK, 0, None)
+
+
+def spawn_capture(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,
+                  flags, pgroup, umask, uid, gid, groups, input):
+    """spawn(), communicate(input) and the wait, in one call; see
+    _spawn_c.pyi."""
+    if flags & WANT_PIDFD:
+        raise OSError(EINVAL, os.strerror(EINVAL))
+    res = spawn(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,
+                flags, pgroup, umask, uid, gid, groups)
+    if res[6] != STEP_OK:
+        return (-1, None, None, None, None, res[6], res[7], None, None)
+    pid = res[0]
+    fds = [res[2], res[3], res[4]]
+    try:
+        com = Communicator(fds[0], fds[1], fds[2], input)
+        com.run(None, fds)
+        out, err = com.output()
+        try:
+            status, rusage = os.wait4(pid, 0)[1:]
+        except ChildProcessError:
+            status, rusage = 0, None    # SIGCHLD ignored (bpo-15756)
+    except BaseException as exc:
+        return (pid, None, None, None, None, STEP_OK, 0, exc, fds)
+    return (pid, status, rusage, out, err, STEP_OK, 0, None, None)
 
 
 def spawn_method(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,

@@ -19,6 +19,10 @@
  * (a child that writes before it reads everything must not stall). */
 #define FS_WRITE_CHUNK (1 << 20)
 
+/* Linux's default pipe capacity: a read that returns this much found the
+ * pipe full, the sign of a stream worth a bigger pipe. */
+#define FS_DEFAULT_PIPE 65536
+
 double
 fs_monotonic(void)
 {
@@ -109,7 +113,18 @@ fs_communicate(fs_comm *c, double deadline)
         if (deadline >= 0 && fs_monotonic() > deadline)
             return FS_COMM_TIMEOUT;
 
-        r = poll(pfd, (nfds_t)n, poll_timeout_ms(deadline));
+        if (n == 1 && map[0] != 0 && deadline < 0) {
+            /* One reader left and no deadline: a blocking read() waits as
+             * well as poll() would, at half the system calls. (The fd is
+             * blocking; only stdin's writer is made non-blocking.) A
+             * signal still interrupts it: Python's handlers are installed
+             * without SA_RESTART, so read() fails with EINTR. */
+            pfd[0].revents = POLLIN;
+            r = 1;
+        }
+        else {
+            r = poll(pfd, (nfds_t)n, poll_timeout_ms(deadline));
+        }
         if (r == -1) {
             if (errno == EINTR)
                 return FS_COMM_EINTR;
@@ -160,11 +175,22 @@ fs_communicate(fs_comm *c, double deadline)
                 else
                     got = read(c->fd[s], c->out[k] + c->len[k],
                                c->cap[k] - c->len[k]);
+#ifdef F_SETPIPE_SZ
+                if (got >= FS_DEFAULT_PIPE && c->enlarge_pipes
+                        && !(c->enlarged & (1 << s))) {
+                    /* Failure (EPERM past the per-user pipe quota, EBUSY)
+                     * only loses the speed-up. */
+                    (void)fcntl(c->fd[s], F_SETPIPE_SZ, FS_BIG_PIPE);
+                    c->enlarged |= 1 << s;
+                }
+#endif
                 if (got > 0 && full) {
                     c->spill_len[k] = (size_t)got;
                     c->event_stream = s;
                     return FS_COMM_GROW;
                 }
+                if (got < 0 && errno == EINTR)
+                    return FS_COMM_EINTR;
                 else if (got > 0) {
                     c->len[k] += (size_t)got;
                 }

@@ -1355,3 +1355,28 @@ def test_communicator_closes_fds_given_as_list(backend):
             os.fstat(fd)
     with pytest.raises(ValueError):
         backend.Communicator(-1, -1, -1, None).run(None, [1, 2])
+
+
+_PIPE_SIZE_PROBE = r"""
+import fcntl, os, sys, time
+F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
+chunk = b"x" * 65536
+for _ in range(128):                 # 8 MiB through a 64 KiB pipe
+    os.write(1, chunk)
+os.write(2, b"%d" % fcntl.fcntl(1, F_GETPIPE_SZ))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="F_SETPIPE_SZ is Linux's")
+def test_run_enlarges_a_pipe_that_carries_a_lot(backend):
+    """run()'s own pipes grow to 1 MiB once one delivers a full 64 KiB
+    read; Popen's (whose size the caller may have chosen) never do."""
+    import fastspawn
+    r = fastspawn.run([PY, "-c", _PIPE_SIZE_PROBE], capture_output=True)
+    assert len(r.stdout) == 8 << 20
+    assert int(r.stderr) == 1 << 20
+    p = fastspawn.Popen([PY, "-c", _PIPE_SIZE_PROBE], stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE)
+    out, err = p.communicate()
+    assert len(out) == 8 << 20 and int(err) < 1 << 20

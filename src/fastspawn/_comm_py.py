@@ -4,13 +4,27 @@ on selectors like subprocess, with larger reads and writes."""
 import os
 import select
 import selectors
+import sys
 from time import monotonic
+
+try:
+    from fcntl import fcntl as _fcntl
+except ImportError:         # pragma: no cover - not POSIX
+    _fcntl = None
 
 __all__ = ["Communicator", "pidfd_wait"]
 
 _READ_CHUNK = 1 << 18
 _WRITE_CHUNK = 1 << 20
 _Selector = getattr(selectors, "PollSelector", selectors.SelectSelector)
+# fs_io.c's pipe enlargement (see there): a read that returns a full
+# default pipe's worth enlarges the pipe to Linux's pipe-max-size default.
+_F_SETPIPE_SZ = None
+if _fcntl is not None and sys.platform.startswith("linux"):
+    import fcntl
+    _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # unnamed < 3.10
+_DEFAULT_PIPE = 65536
+_BIG_PIPE = 1 << 20
 
 
 class Communicator:
@@ -23,6 +37,7 @@ class Communicator:
         self._view = None
         self._off = 0
         self._result = None
+        self._enlarged = [False, False, False]
         self.finished = False
         if stdin_fd >= 0:
             view = memoryview(b"" if input is None else input)
@@ -95,6 +110,15 @@ class Communicator:
                     data = os.read(fds[i], _READ_CHUNK)
                     if data:
                         self._chunks[i - 1].append(data)
+                        if (len(data) >= _DEFAULT_PIPE
+                                and type(on_close) is list
+                                and _F_SETPIPE_SZ is not None
+                                and not self._enlarged[i]):
+                            self._enlarged[i] = True
+                            try:
+                                _fcntl(fds[i], _F_SETPIPE_SZ, _BIG_PIPE)
+                            except OSError:
+                                pass    # only the speed-up is lost
                     else:
                         self._finish(i, on_close)
 

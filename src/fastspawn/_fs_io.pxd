@@ -8,6 +8,8 @@ cdef extern from "fs_io.h" nogil:
         int fd[3]
         int close_fds
         int closed
+        int enlarge_pipes
+        int enlarged
         const char *in_buf
         size_t in_len
         size_t in_off

@@ -162,7 +162,10 @@ class Communicator:
         ``on_close(i)`` is called as stream i (0 stdin, 1 stdout, 2 stderr)
         finishes; or ``on_close`` is the caller's list of the three fds:
         a finished stream's fd is closed by the loop and its slot set to
-        -1 (no call back into Python per stream)."""
+        -1 (no call back into Python per stream), and -- these being raw
+        pipes the caller made, with no size asked for -- an output pipe
+        that delivers a full default pipe (64 KiB) in one read is enlarged
+        to 1 MiB (F_SETPIPE_SZ, Linux; failure ignored)."""
     @property
     def input_offset(self) -> int:
         """How many bytes of ``input`` were written so far."""

@@ -342,8 +342,12 @@ cdef class Communicator:
             if len(fds) != 3:
                 raise ValueError("on_close: a list of three fds")
             self.c.close_fds = 1
+            # Raw pipes the caller made (no pipesize asked for): one that
+            # carries a lot may be enlarged.
+            self.c.enlarge_pipes = 1
         else:
             self.c.close_fds = 0
+            self.c.enlarge_pipes = 0
         while True:
             with nogil:
                 ev = fs_communicate(&self.c, dl)

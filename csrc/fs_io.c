@@ -89,7 +89,7 @@ fs_communicate(fs_comm *c, double deadline)
                 return r;
         }
         for (i = 1; i < 3; i++) {
-            if (c->spill_len[i - 1] > 0) {
+            if (c->spill_len[i - 1] > 0 && c->cap[i - 1] > 0) {
                 /* A GROW the caller did not complete (it failed, or the
                  * caller came back without growing): report it again. */
                 c->event_stream = i;
@@ -170,7 +170,21 @@ fs_communicate(fs_comm *c, double deadline)
                 int k = s - 1;
                 int full = c->len[k] == c->cap[k];
                 ssize_t got;
-                if (full)
+                if (c->cap[k] == 0) {
+                    /* No buffer yet: small outputs live in the spill and
+                     * never need one (nor a trip back to make it). */
+                    if (c->spill_len[k] == FS_SPILL) {
+                        c->event_stream = s;
+                        return FS_COMM_GROW;
+                    }
+                    got = read(c->fd[s], c->spill[k] + c->spill_len[k],
+                               FS_SPILL - c->spill_len[k]);
+                    if (got > 0) {
+                        c->spill_len[k] += (size_t)got;
+                        continue;
+                    }
+                }
+                else if (full)
                     got = read(c->fd[s], c->spill[k], FS_SPILL);
                 else
                     got = read(c->fd[s], c->out[k] + c->len[k],

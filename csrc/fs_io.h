@@ -22,9 +22,10 @@
 #define FS_COMM_EINTR    4   /* a signal arrived: run handlers, resume */
 #define FS_COMM_ERROR   (-1) /* errno set; c->event_stream says where */
 
-/* Bytes read from a stream whose buffer was full (or not there yet): so a
- * stream that only ever gives EOF (the usual stderr) needs no buffer, and a
- * buffer is made only once data has come. */
+/* A stream's first FS_SPILL bytes, and later what was read while its
+ * buffer was full: a stream that only ever gives EOF or a few bytes (the
+ * usual stderr, a short answer) needs no buffer at all, and one is made
+ * only once more than that has come. */
 #define FS_SPILL 256
 
 /* What an output pipe that carries a lot is enlarged to: Linux's default
@@ -53,7 +54,8 @@ typedef struct {
     size_t len[2];
     int event_stream;     /* which stream the last event is about */
     char spill[2][FS_SPILL];
-    size_t spill_len[2];  /* bytes in spill[k], to be appended to out[k]
+    size_t spill_len[2];  /* bytes in spill[k]: the whole output while
+                             cap[k] == 0, else to be appended to out[k]
                              after the FS_COMM_GROW that reported them */
 } fs_comm;
 

@@ -40,6 +40,9 @@ _CalledProcessError = subprocess.CalledProcessError
 _TimeoutExpired = subprocess.TimeoutExpired
 _translate_newlines = subprocess.Popen._translate_newlines
 _cleanup = getattr(subprocess, "_cleanup", lambda: None)
+# subprocess's list of abandoned Popen objects that _cleanup() polls: only
+# worth the call when it holds something (the list object never changes).
+_active = getattr(subprocess, "_active", None)
 _text_encoding = getattr(subprocess, "_text_encoding", None)
 
 _KEYS = frozenset(("stdin", "stdout", "stderr", "env", "cwd", "text",
@@ -144,7 +147,8 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
     if text_mode and encoding is None:
         encoding = _default_encoding()
 
-    _cleanup()
+    if _active or _active is None:
+        _cleanup()
     args_list = list(args)
     sys.audit("subprocess.Popen", args_list[0], args_list, cwd, env)
     argv = encode_argv(args_list)
@@ -258,7 +262,8 @@ def _run_no_pipes(args, check, stdin, stdout, stderr, env, cwd):
     """run() with no pipe and no timeout: one backend call starts the child
     and waits for it (text/encoding/errors have nothing to decode here).
     ``stdin``/``stdout``/``stderr`` are STDIO_* codes."""
-    _cleanup()
+    if _active or _active is None:
+        _cleanup()
     args_list = list(args)
     sys.audit("subprocess.Popen", args_list[0], args_list, cwd, env)
     argv = encode_argv(args_list)

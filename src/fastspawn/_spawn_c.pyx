@@ -384,12 +384,15 @@ cdef class Communicator:
     cdef object _take(self, int k):
         if not self.wanted[k]:
             return None
-        if not self.finished and self.c.len[k] == 0 and self.c.fd[k + 1] >= 0:
+        if (not self.finished and self.c.len[k] == 0
+                and self.c.spill_len[k] == 0 and self.c.fd[k + 1] >= 0):
             # Nothing read yet, not even EOF: subprocess's TimeoutExpired
             # carries None then (b"" once the stream has ended).
             return None
         if self.buf[k] == NULL:
-            return b""
+            # A small output: all of it is in the spill.
+            return PyBytes_FromStringAndSize(self.c.spill[k],
+                                             <Py_ssize_t>self.c.spill_len[k])
         if self.finished:
             # Trim in place (realloc shrinks without copying big blocks).
             if self.c.cap[k] != self.c.len[k]:

@@ -67,13 +67,16 @@ _run_no_pipes = _fastrun._run_no_pipes
 
 def run(*popenargs, input=None, capture_output=False, timeout=None,
         check=False, **kwargs):
-    # The commonest call, run([...]) with at most check=, decided without
-    # eligible()'s general checks (it would accept it as well).
-    if (not kwargs and input is None and not capture_output
-            and timeout is None and len(popenargs) == 1
-            and type(popenargs[0]) is list and popenargs[0]):
-        return _run_no_pipes(popenargs[0], check, STDIO_INHERIT,
-                             STDIO_INHERIT, STDIO_INHERIT, None, None)
+    # The commonest calls, run([...]) with nothing but input/capture_output/
+    # timeout/check, decided without eligible()'s general checks (which
+    # accept them all as well).
+    if (not kwargs and len(popenargs) == 1 and type(popenargs[0]) is list
+            and popenargs[0]):
+        if input is None and not capture_output and timeout is None:
+            return _run_no_pipes(popenargs[0], check, STDIO_INHERIT,
+                                 STDIO_INHERIT, STDIO_INHERIT, None, None)
+        return _fastrun.run(popenargs[0], input, capture_output, timeout,
+                            check)
     if _fastrun.eligible(popenargs, kwargs):
         return _fastrun.run(popenargs[0], input, capture_output, timeout,
                             check, **kwargs)

@@ -1,7 +1,9 @@
 """Build fastspawn: the Cython binding + C core when possible, else pure.
 
 Environment switches (read at build time):
-  FASTSPAWN_NO_EXTENSIONS=1       build no extension (pure-Python backend)
+  FASTSPAWN_NO_EXTENSIONS=1       build no extension (pure-Python backend;
+                                  always so on interpreters other than
+                                  CPython, e.g. PyPy)
   FASTSPAWN_REQUIRE_EXTENSIONS=1  a failed extension build fails the install
                                   (wheel builds, CI) instead of falling back
   FASTSPAWN_SANITIZE=address,undefined
@@ -72,7 +74,11 @@ class optional_build_ext(build_ext):
 
 
 def extensions():
-    if NO_EXTENSIONS or os.name != "posix":
+    # PyPy (and any non-CPython) gets the pure backend, which is written and
+    # tested against it; the Cython module would run through an emulation
+    # of CPython's C API there, slower than the pure code and untested.
+    if (NO_EXTENSIONS or os.name != "posix"
+            or sys.implementation.name != "cpython"):
         return []
     try:
         from Cython.Build import cythonize

@@ -34,6 +34,26 @@ def wait_exitcode(pid):
     return os.waitstatus_to_exitcode(status)
 
 
+def wait_exited(pid, limit=10.0):
+    """Block until our child ``pid`` has exited, without reaping it:
+    waitid(WNOWAIT), or where os has no waitid() (PyPy 3.9) the zombie
+    state in /proc (Linux)."""
+    import time
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if hasattr(os, "waitid"):
+            if os.waitid(os.P_PID, pid,
+                         os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return
+        else:
+            with open("/proc/%d/stat" % pid, "rb") as f:
+                # "pid (comm) S ...": comm may hold spaces and parentheses.
+                if f.read().rpartition(b")")[2].split()[0] in (b"Z", b"X"):
+                    return
+        time.sleep(0.002)
+    raise AssertionError("child %d did not exit" % pid)
+
+
 def make_script(path, body, mode=0o755):
     """A ``#!/bin/sh`` script at ``path`` with ``body``."""
     with open(path, "w") as f:

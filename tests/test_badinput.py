@@ -25,7 +25,7 @@ import pytest
 
 import fastspawn
 from fsfault import children, free_fd, outcome
-from fsutil import make_script, os_exec_error
+from fsutil import make_script, os_exec_error, wait_exited
 
 PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
@@ -479,7 +479,7 @@ def test_expired_timeout_finished_child_like_subprocess(call, timeout):
         def f(m, cmd, t):
             p = m.Popen(cmd, stdout=PIPE)
             try:
-                _wait_exited(p.pid)
+                wait_exited(p.pid)
                 return getattr(p, call)(timeout=t)
             finally:
                 p.kill()
@@ -541,15 +541,6 @@ NAN_CALLS = {
 def test_nan_timeout_like_subprocess(call):
     f = NAN_CALLS[call]
     assert outcome(f, fastspawn) == outcome(f, subprocess)
-
-
-def _wait_exited(pid):
-    import time
-    for _ in range(2000):
-        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
-            return
-        time.sleep(0.001)
-    raise AssertionError("child %d did not exit" % pid)
 
 
 # ---------------------------------------------------------------------------

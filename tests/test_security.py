@@ -29,6 +29,13 @@ from fsfault import (
 )
 from fsutil import read_all
 
+
+def _read_file(path):
+    # Closed here, not by the GC (late on PyPy: a leaked fd meanwhile).
+    with open(path, "rb") as f:
+        return f.read()
+
+
 PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
 ROOT = os.geteuid() == 0
@@ -74,7 +81,7 @@ def test_shell_false_passes_metacharacters_literally(how, echo, tmp_path):
     elif how == "call":
         with open(out_path, "wb") as f:
             assert fastspawn.call([echo] + args, stdout=f) == 0
-        out = open(out_path, "rb").read()
+        out = _read_file(out_path)
     else:
         # os-style: the child writes to our fd 1, made a file for it
         fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
@@ -87,7 +94,7 @@ def test_shell_false_passes_metacharacters_literally(how, echo, tmp_path):
             os.dup2(saved, 1)
             os.close(saved)
             os.close(fd)
-        out = open(out_path, "rb").read()
+        out = _read_file(out_path)
     argv, _ = parse_echo(out)
     assert argv == [os.fsencode(echo)] + [os.fsencode(a) for a in args]
     assert not os.path.exists(canary)
@@ -346,7 +353,7 @@ def test_spawn_e_variants_environment_exactly(func, echo, tmp_path):
         os.close(saved)
         os.close(fd)
     assert rc == 0
-    _, envp = parse_echo(open(out_path, "rb").read())
+    _, envp = parse_echo(_read_file(out_path))
     assert sorted(envp) == _env_list(env)
 
 

@@ -406,7 +406,11 @@ def test_bad_env_type_like_execve(env):
     ours = exc_info(fastspawn.spawnve, os.P_WAIT, "/bin/true", ["true"], env)
     theirs = os_exec_error("execve", "/bin/true", ["true"], env)
     assert ours == theirs
-    assert ours[0] == "TypeError"
+    if sys.implementation.name == "pypy" and not hasattr(env, "keys"):
+        # PyPy's execve reads env.keys() without a mapping check first.
+        assert ours[0] == "AttributeError"
+    else:
+        assert ours[0] == "TypeError"
 
 
 @pytest.mark.parametrize("env", [[("A", "1")], "A=1", ("A=1",)])
@@ -552,6 +556,15 @@ def _prog(d, tag, mode=0o755, name="prog"):
                 mode=mode)
 
 
+def _garbage_prog(d, name="prog"):
+    """An executable file exec() cannot run (ENOEXEC). Closed at once: an
+    fd still open for writing (the GC closes it late on PyPy) makes exec()
+    fail with ETXTBSY instead."""
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(b"\0\1\2")
+    os.chmod(os.path.join(d, name), 0o755)
+
+
 def _search(mod, path_value, tmp_path, name="prog", env_extra=None,
             use_environ=False, monkeypatch=None):
     """Run ``name`` via spawnvpe (PATH in env) or spawnvp (PATH in
@@ -632,19 +645,14 @@ SEARCH_CASES = {
         lambda d: _prog(d[2], "d2", mode=0o644), lambda d: d[2],
         ("raised", "PermissionError", errno.EACCES)),
     "garbage-then-real": (
-        lambda d: (open(os.path.join(d[0], "prog"), "wb").write(b"\0\1\2"),
-                   os.chmod(os.path.join(d[0], "prog"), 0o755),
-                   _prog(d[1], "d1")),
+        lambda d: (_garbage_prog(d[0]), _prog(d[1], "d1")),
         lambda d: "%s:%s" % (d[0], d[1]), ("ran", "d1")),
     "garbage-only": (
-        lambda d: (open(os.path.join(d[0], "prog"), "wb").write(b"\0\1\2"),
-                   os.chmod(os.path.join(d[0], "prog"), 0o755)),
+        lambda d: _garbage_prog(d[0]),
         lambda d: "%s:%s" % (d[0], d[1]),
         ("raised", "OSError", errno.ENOEXEC)),
     "non-executable-before-garbage": (
-        lambda d: (_prog(d[0], "d0", mode=0o644),
-                   open(os.path.join(d[1], "prog"), "wb").write(b"\0\1\2"),
-                   os.chmod(os.path.join(d[1], "prog"), 0o755)),
+        lambda d: (_prog(d[0], "d0", mode=0o644), _garbage_prog(d[1])),
         lambda d: "%s:%s" % (d[0], d[1]),
         ("raised", "PermissionError", errno.EACCES)),
     "relative-entry": (lambda d: _prog(d[3], "d3"),

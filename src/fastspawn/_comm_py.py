@@ -1,6 +1,7 @@
 """Pure-Python twin of the C communicate loop and pidfd wait (csrc/fs_io.c):
 same interface as ``_spawn_c.Communicator`` / ``_spawn_c.pidfd_wait``, built
 on selectors like subprocess, with larger reads and writes."""
+import io
 import os
 import select
 import selectors
@@ -27,6 +28,19 @@ _DEFAULT_PIPE = 65536
 _BIG_PIPE = 1 << 20
 
 
+def _write_takes_strided():
+    """Whether the interpreter's writes accept a non-contiguous buffer
+    (PyPy's os.write() and file writes do; CPython's raise BufferError)."""
+    try:
+        io.BytesIO().write(memoryview(b"abcd")[::2])
+    except BufferError:
+        return False
+    return True
+
+
+_WRITE_TAKES_STRIDED = _write_takes_strided()
+
+
 class Communicator:
     """See _spawn_c.Communicator."""
 
@@ -42,9 +56,12 @@ class Communicator:
         if stdin_fd >= 0:
             view = memoryview(b"" if input is None else input)
             if not view.c_contiguous:
-                # What subprocess's os.write() of such a view raises.
-                raise BufferError("memoryview: underlying buffer is not "
-                                  "C-contiguous")
+                if not _WRITE_TAKES_STRIDED:
+                    # What subprocess's os.write() of such a view raises.
+                    raise BufferError("memoryview: underlying buffer is not "
+                                      "C-contiguous")
+                # PyPy's os.write() writes such a view's bytes in order.
+                view = memoryview(view.tobytes())
             self._view = view.cast("B")
             os.set_blocking(stdin_fd, False)
 

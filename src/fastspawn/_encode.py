@@ -32,13 +32,26 @@ def encode_argv(args):
     return out
 
 
+# PyPy's os.execv/os.execve (pypy/module/posix/interp_posix.py) differ from
+# CPython's in how they refuse bad arguments: execv turns any TypeError of
+# its argv into this one message, and execve reads the environment as
+# ``env[k] for k in env.keys()`` (AttributeError for a non-mapping).
+_PYPY = sys.implementation.name == "pypy"
+EXECV_ARGV_TYPEERROR = ("execv() arg 2 must be an iterable of strings"
+                        if _PYPY else None)
+
+
 def encode_env(env):
     """``[b"KEY=VALUE", ...]`` from a mapping, checked like os.execve: a key
     must be non-empty and hold no '=' after its first character."""
-    try:
-        items = env.items()
-    except AttributeError:
-        raise TypeError("execve: environment must be a mapping object") from None
+    if _PYPY:
+        items = [(k, env[k]) for k in env.keys()]
+    else:
+        try:
+            items = env.items()
+        except AttributeError:
+            raise TypeError(
+                "execve: environment must be a mapping object") from None
     out = []
     for k, v in items:
         k = _fsencode(k)

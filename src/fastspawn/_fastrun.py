@@ -174,8 +174,10 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
             try:
                 memoryview(input)
             except TypeError:
-                # Raises BufferedWriter.write()'s TypeError, word for word.
-                io.BytesIO().write(input)
+                # Raises BufferedWriter.write()'s TypeError, word for word
+                # (a real BufferedWriter: PyPy's BytesIO.write() words it
+                # differently).
+                io.BufferedWriter(io.BytesIO()).write(input)
                 raise
         if not input:
             input = None

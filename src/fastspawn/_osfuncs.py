@@ -12,7 +12,9 @@ import signal
 import subprocess
 import threading
 
-from ._encode import encode_argv, encode_env, fsencode
+from ._encode import (
+    EXECV_ARGV_TYPEERROR, encode_argv, encode_env, fsencode,
+)
 from ._launch import launch
 from ._rebind import rebind
 
@@ -48,7 +50,13 @@ def _spawnvef(mode, file, args, env, search):
         raise TypeError("argv must be a tuple or a list")
     if not args or not args[0]:
         raise ValueError("argv first element cannot be empty")
-    argv = encode_argv(args)
+    try:
+        argv = encode_argv(args)
+    except TypeError:
+        if env is _INHERIT and EXECV_ARGV_TYPEERROR is not None:
+            # os.execv's own message on this interpreter (PyPy).
+            raise TypeError(EXECV_ARGV_TYPEERROR) from None
+        raise
     if env is _INHERIT:
         env = envp = None
     else:

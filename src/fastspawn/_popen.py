@@ -46,13 +46,39 @@ _ID_MAX = 2 ** 32 - 1
 _LONG_MAX = 2 ** (8 * struct.calcsize("l") - 1) - 1
 
 
-def _id_overflow(kind, value):
-    """CPython's _Py_Uid/Gid_Converter errors for an id above uid_t's
-    range: beyond a C long "greater than maximum", else (sic) "less than
-    minimum"."""
-    if value > _LONG_MAX:
-        return OverflowError(f"{kind} is greater than maximum")
-    return OverflowError(f"{kind} is less than minimum")
+# PyPy's _posixsubprocess.fork_exec (pypy/module/_posixsubprocess/
+# interp_subprocess.py) converts its arguments its own way (see _id_overflow
+# and _c_int below). The functions of __pypy__.intop take their arguments
+# through the very conversion its int arguments get.
+try:
+    from __pypy__.intop import int_add as _pypy_int_w
+except ImportError:
+    _pypy_int_w = None
+
+if _pypy_int_w is None:
+    def _id_overflow(kind, value):
+        """CPython's _Py_Uid/Gid_Converter errors for an id above uid_t's
+        range: beyond a C long "greater than maximum", else (sic) "less
+        than minimum"."""
+        if value > _LONG_MAX:
+            return OverflowError(f"{kind} is greater than maximum")
+        return OverflowError(f"{kind} is less than minimum")
+
+    def _group_overflow(value):
+        """CPython's error for such an id in extra_groups."""
+        return ValueError("invalid group id")
+else:
+    def _id_overflow(kind, value):
+        """PyPy's (space.c_uid_t_w: an unsigned C int, read through an
+        unsigned long), the same for uid, gid and extra_groups."""
+        if value >> 64:
+            return OverflowError("int too large to convert to unsigned int")
+        return OverflowError("expected an unsigned 32-bit integer")
+
+    def _group_overflow(value):
+        return _id_overflow("gid", value)
+
+
 _UNIX_SHELL = ("/system/bin/sh" if hasattr(sys, "getandroidapilevel")
                else "/bin/sh")
 _WANT_PIDFD = WANT_PIDFD if sys.platform.startswith("linux") else 0
@@ -63,16 +89,29 @@ _WANT_PIDFD = WANT_PIDFD if sys.platform.startswith("linux") else 0
 _INT_MAX = 2 ** 31 - 1
 _INT_MIN = -2 ** 31
 
+if _pypy_int_w is None:
+    _KEEP_FD_MAX = _INT_MAX     # the highest fd fork_exec keeps open
 
-def _c_int(value):
-    """``value`` as fork_exec's C int arguments take it: TypeError for a
-    non-integer (e.g. a float), OverflowError outside the C int range."""
-    value = operator.index(value)
-    if value > _INT_MAX:
-        raise OverflowError("signed integer is greater than maximum")
-    if value < _INT_MIN:
-        raise OverflowError("signed integer is less than minimum")
-    return value
+    def _c_int(value):
+        """``value`` as fork_exec's C int arguments take it: TypeError for
+        a non-integer (e.g. a float), OverflowError outside the C int
+        range."""
+        value = operator.index(value)
+        if value > _INT_MAX:
+            raise OverflowError("signed integer is greater than maximum")
+        if value < _INT_MIN:
+            raise OverflowError("signed integer is less than minimum")
+        return value
+else:
+    _KEEP_FD_MAX = 1 << 30      # PyPy's build_fd_sequence refuses more
+
+    def _c_int(value):
+        """``value`` as PyPy's fork_exec takes its C int arguments: read
+        as a machine integer (__int__, else __index__; "expected integer,
+        got float object"; OverflowError beyond 64 bits), then cast to a C
+        int, which keeps the low 32 bits (umask=2**40 sets umask 0)."""
+        value = _pypy_int_w(value, 0) & 0xFFFFFFFF
+        return value - (1 << 32) if value > _INT_MAX else value
 
 
 def _stdio_fd(fd):
@@ -125,6 +164,41 @@ class Popen(_StdPopen):
     _fs_method = 0
 
     # ---- starting ----------------------------------------------------------
+
+    if not hasattr(_StdPopen, "_on_error_fd_closer"):
+        def _get_handles(self, stdin, stdout, stderr):
+            """subprocess's own, a stream at a time, closing what the
+            earlier streams opened when a later one fails (EMFILE). This
+            interpreter's subprocess (e.g. PyPy 3.9's) predates CPython's
+            ``_on_error_fd_closer`` and would leave those fds open."""
+            get = super()._get_handles
+            made = []
+            try:
+                p2cread, p2cwrite = get(stdin, None, None)[:2]
+                if stdin == subprocess.PIPE:
+                    made += (p2cread, p2cwrite)
+                if stderr == subprocess.STDOUT:
+                    # Together: stderr follows stdout's fd. Only stdout can
+                    # open anything in this call, so a failure leaves
+                    # nothing of this call's behind.
+                    (c2pread, c2pwrite,
+                     errread, errwrite) = get(None, stdout, stderr)[2:]
+                else:
+                    c2pread, c2pwrite = get(None, stdout, None)[2:4]
+                    if stdout == subprocess.PIPE:
+                        made += (c2pread, c2pwrite)
+                    errread, errwrite = get(None, None, stderr)[4:]
+            except BaseException:
+                if hasattr(self, "_devnull"):
+                    made.append(self._devnull)
+                    del self._devnull
+                for fd in made:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+                raise
+            return (p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite)
 
     def _execute_child(self, *params):
         """Start the child through fastspawn's launch layer (POSIX)."""
@@ -180,14 +254,18 @@ class Popen(_StdPopen):
         # ((uid_t)-1: "no change"). Beyond that, _posixsubprocess's
         # converters raise (with these very messages); the C request would
         # otherwise truncate, e.g. 2**32 to root.
-        if gids is not None and any(g > _ID_MAX for g in gids):
-            raise ValueError("invalid group id")
+        if gids is not None:
+            for g in gids:
+                if g > _ID_MAX:
+                    raise _group_overflow(g)
         if gid is not None and gid > _ID_MAX:
             raise _id_overflow("gid", gid)
         if uid is not None and uid > _ID_MAX:
             raise _id_overflow("uid", uid)
-        pass_fds = tuple(sorted(set(map(int, p["pass_fds"]))))
-        if pass_fds and (pass_fds[0] < 0 or pass_fds[-1] > _INT_MAX):
+        # subprocess's set(pass_fds) first: its TypeError for a non-iterable
+        # (map()'s differs on PyPy).
+        pass_fds = tuple(sorted(set(map(int, set(p["pass_fds"])))))
+        if pass_fds and (pass_fds[0] < 0 or pass_fds[-1] > _KEEP_FD_MAX):
             raise ValueError("bad value(s) in fds_to_keep")   # fork_exec's
         self._fs_lock = threading.Lock()
 

@@ -5,6 +5,7 @@ scenario in a separate (possibly unprivileged) interpreter, and a tiny C
 program that echoes its argv and environment exactly."""
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import resource
@@ -135,6 +136,11 @@ def without_timeout_value(res):
 # fault injection: the fd limit
 
 
+# The lowest top of the fd table fds_exhausted() works with (see there).
+_MIN_TOP = 64
+_F_DUPFD_CLOEXEC = getattr(fcntl, "F_DUPFD_CLOEXEC", 1030)   # PyPy 3.9
+
+
 @contextlib.contextmanager
 def fds_exhausted(free=0):
     """Make exactly ``free`` fd numbers available: RLIMIT_NOFILE ``free``
@@ -145,6 +151,17 @@ def fds_exhausted(free=0):
     everything on exit (before the caller's accounting, which itself needs
     an fd)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # Children inherit the limit. A limit near 0..N of a short fd table
+    # breaks them on their own (dash saves an fd with F_DUPFD 10 for each
+    # redirection: EINVAL at a limit of 10), so the fd table is made to
+    # reach _MIN_TOP first; the parent still gets exactly `free` fds.
+    anchor = -1
+    if max(open_fds()) < _MIN_TOP:
+        tmp = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            anchor = fcntl.fcntl(tmp, _F_DUPFD_CLOEXEC, _MIN_TOP)
+        finally:
+            os.close(tmp)
     top = max(open_fds())
     limit = top + 1 + free
     if hard != resource.RLIM_INFINITY and limit > hard:
@@ -169,6 +186,8 @@ def fds_exhausted(free=0):
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         for fd in filler:
             os.close(fd)
+        if anchor >= 0:
+            os.close(anchor)
 
 
 # ---------------------------------------------------------------------------

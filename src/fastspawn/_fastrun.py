@@ -29,7 +29,7 @@ from ._constants import (
 from ._encode import encode_argv, fsencode
 from ._launch import launch, launch_capture, launch_wait
 from ._popen import _decode_like_stream, _encode_env
-from ._procwait import wait_reap
+from ._procwait import reap, wait_reap
 
 __all__ = ["eligible", "run"]
 
@@ -53,7 +53,6 @@ _STDERR = dict(_STDOUT)
 _STDERR[STDOUT] = STDIO_STDOUT
 _PIDFD = WANT_PIDFD if sys.platform.startswith("linux") else 0
 _waitpid = os.waitpid
-_wait4 = os.wait4
 _to_exitcode = os.waitstatus_to_exitcode
 _close = os.close
 # How long an interrupted run lets the child exit on its own (the SIGINT
@@ -280,10 +279,7 @@ def _run_no_pipes(args, check, stdin, stdout, stderr, env, cwd):
         try:
             if exc is not None:
                 raise exc
-            try:
-                status, rusage = _wait4(pid, 0)[1:]
-            except ChildProcessError:
-                status, rusage = 0, None    # SIGCHLD ignored (bpo-15756)
+            status, rusage = reap(pid)
         except BaseException as e:
             _settle(pid, -1, e)
             raise

@@ -18,13 +18,23 @@ from time import monotonic
 
 from . import _backend
 
-__all__ = ["EVENT_DRIVEN", "wait_exit", "wait_reap"]
+__all__ = ["EVENT_DRIVEN", "reap", "wait_exit", "wait_reap"]
 
 _kqueue = getattr(select, "kqueue", None)
 _wait4 = os.wait4
 
 #: True when a wait without a pidfd is still event-driven (kqueue).
 EVENT_DRIVEN = _kqueue is not None
+
+
+def reap(pid):
+    """Block until ``pid`` is reaped: its (wait status, rusage), or (0,
+    None) when SIGCHLD is ignored and the status is lost, as subprocess
+    reports it (bpo-15756)."""
+    try:
+        return _wait4(pid, 0)[1:]
+    except ChildProcessError:
+        return 0, None
 
 
 def wait_exit(pid, pidfd, deadline):
@@ -44,7 +54,7 @@ def wait_reap(pid, pidfd, deadline):
         if pidfd >= 0 or EVENT_DRIVEN:
             if not wait_exit(pid, pidfd, deadline):
                 return None
-            return _wait4(pid, 0)[1:]
+            return reap(pid)
         delay = 0.0005
         while True:
             got, status, rusage = _wait4(pid, os.WNOHANG)

@@ -138,20 +138,30 @@ cdef class _Request:
         return 0
 
 
-def spawn(path, argv, envp, int stdin, int stdout, int stderr,
-          tuple pass_fds, cwd, int flags, int pgroup, int umask, long long uid,
-          long long gid, groups):
-    """See _spawn_c.pyi."""
+cdef int _spawn(fs_result *res, path, argv, envp, int stdin, int stdout,
+                int stderr, tuple pass_fds, cwd, int flags, int pgroup,
+                int umask, long long uid, long long gid,
+                groups) except -1:
+    """fs_spawn() with the GIL released; a failure of the parent raises."""
     cdef _Request r = _Request()
-    cdef fs_result res
     cdef int rc, err
     r.fill(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
            pgroup, umask, uid, gid, groups)
     with nogil:
-        rc = fs_spawn(&r.req, &res)
+        rc = fs_spawn(&r.req, res)
         err = errno
     if rc != 0:
         raise OSError(err, _strerror(err))
+    return 0
+
+
+def spawn(path, argv, envp, int stdin, int stdout, int stderr,
+          tuple pass_fds, cwd, int flags, int pgroup, int umask, long long uid,
+          long long gid, groups):
+    """See _spawn_c.pyi."""
+    cdef fs_result res
+    _spawn(&res, path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,
+           flags, pgroup, umask, uid, gid, groups)
     return (res.pid, res.pidfd, res.pipes[0], res.pipes[1], res.pipes[2],
             res.method, res.err_step, res.err_errno)
 
@@ -191,6 +201,22 @@ cdef RawRusage _raw_rusage(const rusage *ru):
     return raw
 
 
+cdef tuple _reap(pid_t pid, int waited, int *status, rusage *ru):
+    """(status, rusage) of child ``pid`` once reaped, going on from a first
+    fs_reap() that gave ``waited``: after an interrupted wait4 the signal
+    handlers run here (returning to the interpreter first would run them
+    before the caller holds the pid), and an exception one raises
+    propagates with the child still running. (0, None) when SIGCHLD is
+    ignored and the status was lost."""
+    while waited == 0:
+        PyErr_CheckSignals()
+        with nogil:
+            waited = fs_reap(pid, status, ru)
+    if waited > 0:
+        return (status[0], _raw_rusage(ru))
+    return (0, None)
+
+
 def spawn_wait(path, argv, envp, int stdin, int stdout, int stderr,
                tuple pass_fds, cwd, int flags, int pgroup, int umask,
                long long uid, long long gid, groups):
@@ -208,20 +234,12 @@ def spawn_wait(path, argv, envp, int stdin, int stdout, int stderr,
         raise OSError(err, _strerror(err))
     if res.err_step != FS_STEP_OK:
         return (-1, None, None, res.err_step, res.err_errno, None)
-    while waited == 0:
-        # wait4 was interrupted: run the signal handlers now (returning to
-        # the interpreter would run them before the caller holds the pid).
-        # One that raises ends the wait; the caller decides the child's
-        # fate and re-raises.
-        try:
-            PyErr_CheckSignals()
-        except BaseException as exc:
-            return (res.pid, None, None, FS_STEP_OK, 0, exc)
-        with nogil:
-            waited = fs_reap(res.pid, &status, &ru)
-    if waited > 0:
-        return (res.pid, status, _raw_rusage(&ru), FS_STEP_OK, 0, None)
-    return (res.pid, 0, None, FS_STEP_OK, 0, None)
+    try:
+        st, usage = _reap(res.pid, waited, &status, &ru)
+    except BaseException as exc:
+        # The caller decides the child's fate and re-raises.
+        return (res.pid, None, None, FS_STEP_OK, 0, exc)
+    return (res.pid, st, usage, FS_STEP_OK, 0, None)
 
 
 def spawn_method(path, argv, envp, int stdin, int stdout, int stderr,
@@ -406,20 +424,14 @@ def spawn_capture(path, argv, envp, int stdin, int stdout, int stderr,
                   tuple pass_fds, cwd, int flags, int pgroup, int umask,
                   long long uid, long long gid, groups, input):
     """See _spawn_c.pyi."""
-    cdef _Request r = _Request()
     cdef fs_result res
     cdef rusage ru
-    cdef int rc, err, status = 0, waited = 0
+    cdef int status = 0, waited = 0
     cdef Communicator com
     if flags & FS_WANT_PIDFD:
         raise OSError(EINVAL, _strerror(EINVAL))
-    r.fill(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
-           pgroup, umask, uid, gid, groups)
-    with nogil:
-        rc = fs_spawn(&r.req, &res)
-        err = errno
-    if rc != 0:
-        raise OSError(err, _strerror(err))
+    _spawn(&res, path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,
+           flags, pgroup, umask, uid, gid, groups)
     if res.err_step != FS_STEP_OK:
         return (-1, None, None, None, None, res.err_step, res.err_errno,
                 None, None)
@@ -430,16 +442,10 @@ def spawn_capture(path, argv, envp, int stdin, int stdout, int stderr,
         out, err_out = com.output()
         with nogil:
             waited = fs_reap(res.pid, &status, &ru)
-        while waited == 0:
-            PyErr_CheckSignals()
-            with nogil:
-                waited = fs_reap(res.pid, &status, &ru)
+        st, usage = _reap(res.pid, waited, &status, &ru)
     except BaseException as exc:
         return (res.pid, None, None, None, None, FS_STEP_OK, 0, exc, fds)
-    if waited > 0:
-        return (res.pid, status, _raw_rusage(&ru), out, err_out, FS_STEP_OK,
-                0, None, None)
-    return (res.pid, 0, None, out, err_out, FS_STEP_OK, 0, None, None)
+    return (res.pid, st, usage, out, err_out, FS_STEP_OK, 0, None, None)
 
 
 def pidfd_wait(int pidfd, deadline):

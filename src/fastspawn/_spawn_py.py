@@ -45,6 +45,7 @@ from ._comm_py import (
     LOOP_EXITED, LOOP_EXPIRED, LOOP_IDLE, LOOP_NOTIFY, LOOP_WAKE,
     Communicator, RunLoop, pidfd_wait,
 )
+from ._procwait import reap
 
 __all__ = ["FEATURES", "spawn", "spawn_wait", "spawn_capture",
            "spawn_method", "RawRusage",
@@ -329,10 +330,7 @@ def spawn_capture(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,
         com = Communicator(fds[0], fds[1], fds[2], input)
         com.run(None, fds)
         out, err = com.output()
-        try:
-            status, rusage = os.wait4(pid, 0)[1:]
-        except ChildProcessError:
-            status, rusage = 0, None    # SIGCHLD ignored (bpo-15756)
+        status, rusage = reap(pid)
     except BaseException as exc:
         return (pid, None, None, None, None, STEP_OK, 0, exc, fds)
     return (pid, status, rusage, out, err, STEP_OK, 0, None, None)

@@ -20,13 +20,10 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fastspawn import _backend  # noqa: E402
-from fsfault import children  # noqa: E402
+from fsfault import build_echo, children, open_fds  # noqa: E402
+from fsutil import no_c_backend_reason  # noqa: E402
 
 NO_EXT_ENV = "FASTSPAWN_NO_EXTENSIONS"
-
-
-def no_extensions_requested(environ=os.environ):
-    return environ.get(NO_EXT_ENV, "") not in ("", "0")
 
 
 def pytest_configure(config):
@@ -65,8 +62,9 @@ def backend(request, monkeypatch):
     if request.param == "c":
         mod = _backend.c_impl
         if mod is None:
-            if no_extensions_requested():
-                pytest.skip("C backend disabled by %s" % NO_EXT_ENV)
+            reason = no_c_backend_reason()
+            if reason is not None:
+                pytest.skip(reason)
             pytest.fail("C extension not built/importable "
                         "(fastspawn._backend.c_impl is None and %s is not set)"
                         % NO_EXT_ENV, pytrace=False)
@@ -80,24 +78,6 @@ def backend(request, monkeypatch):
 
 # ---------------------------------------------------------------------------
 # leak checks
-
-
-# Linux lists a process's fds in /proc, macOS (and BSDs with fdescfs) in
-# /dev/fd.
-_FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
-
-
-def _open_fds():
-    """The fds open in this process, without the one listdir used."""
-    fds = set()
-    for name in os.listdir(_FD_DIR):
-        fd = int(name)
-        try:
-            os.fstat(fd)
-        except OSError:
-            continue            # the directory fd listdir used (now closed)
-        fds.add(fd)
-    return fds
 
 
 def _fd_desc(fd):
@@ -132,10 +112,10 @@ def _reap_all():
 
 @pytest.fixture(autouse=True)
 def _no_leaks():
-    before = _open_fds()
+    before = open_fds()
     yield
     leaked_children = _reap_all()
-    after = _open_fds()
+    after = open_fds()
     leaked = sorted(after - before)
     descs = [_fd_desc(fd) for fd in leaked]
     for fd in leaked:
@@ -150,3 +130,13 @@ def _no_leaks():
         problems.append("; ".join(leaked_children))
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def echo(tmp_path_factory):
+    """A tiny C program that reports its argv and environment exactly
+    (fsfault.build_echo), built once per module that asks for it."""
+    exe = build_echo(str(tmp_path_factory.mktemp("echo")))
+    if exe is None:
+        pytest.skip("no C compiler for the echo program")
+    return exe

@@ -37,15 +37,19 @@ def private_uid():
 # accounting
 
 
+# /dev/fd where there is no procfs (macOS).
+_FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+
+
 def open_fds():
     """The fds open in this process (without the one listdir used)."""
     fds = set()
-    for name in os.listdir("/proc/self/fd"):
+    for name in os.listdir(_FD_DIR):
         fd = int(name)
         try:
             os.fstat(fd)
         except OSError:
-            continue
+            continue            # the directory fd listdir used (now closed)
         fds.add(fd)
     return fds
 

@@ -7,6 +7,19 @@ import sys
 PY = sys.executable
 
 
+def no_c_backend_reason():
+    """Why this run has no C backend to test, or None when it must have
+    one (its absence is then a failure, never a silent skip): disabled by
+    FASTSPAWN_NO_EXTENSIONS, or an interpreter other than CPython, for
+    which setup.py builds no extension."""
+    if os.environ.get("FASTSPAWN_NO_EXTENSIONS", "") not in ("", "0"):
+        return "C backend disabled by FASTSPAWN_NO_EXTENSIONS"
+    if sys.implementation.name != "cpython":
+        return ("no C extension is built for %s (the pure backend is "
+                "fastspawn there)" % sys.implementation.name)
+    return None
+
+
 def read_all(fd):
     """Read ``fd`` to EOF, close it and return the bytes."""
     chunks = []

@@ -27,7 +27,7 @@ import fastspawn  # noqa: E402
 from fastspawn import _constants as K  # noqa: E402
 from fastspawn._launch import launch  # noqa: E402
 from fsfault import (  # noqa: E402
-    build_echo, children, open_fds, outcome, parse_echo,
+    children, open_fds, outcome, parse_echo,
     without_timeout_value,
 )
 from fsutil import read_all, std_fds  # noqa: E402
@@ -46,14 +46,6 @@ def fuzz_settings(n):
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow,
                                            HealthCheck.data_too_large])
-
-
-@pytest.fixture(scope="module")
-def echo(tmp_path_factory):
-    exe = build_echo(str(tmp_path_factory.mktemp("echo")))
-    if exe is None:
-        pytest.skip("no C compiler for the echo program")
-    return exe
 
 
 class Clean:

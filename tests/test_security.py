@@ -24,7 +24,7 @@ import fastspawn
 from fastspawn import _constants as K
 from fastspawn._launch import launch
 from fsfault import (
-    PY, build_echo, outcome, parse_echo, private_uid,
+    PY, outcome, parse_echo, private_uid,
     run_scenario,
 )
 from fsutil import read_all
@@ -40,14 +40,6 @@ PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
 ROOT = os.geteuid() == 0
 root_only = pytest.mark.skipif(not ROOT, reason="needs root")
-
-
-@pytest.fixture(scope="module")
-def echo(tmp_path_factory):
-    exe = build_echo(str(tmp_path_factory.mktemp("echo")))
-    if exe is None:
-        pytest.skip("no C compiler for the echo program")
-    return exe
 
 
 # ---------------------------------------------------------------------------
@@ -418,7 +410,7 @@ def test_credentials_never_change_the_parent():
         out = {}
         for tid in os.listdir("/proc/self/task"):
             with open("/proc/self/task/%s/status" % tid) as f:
-                out[tid] = [l for l in f if l.startswith(
+                out[tid] = [line for line in f if line.startswith(
                     ("Uid:", "Gid:", "Groups:"))]
         return out
 

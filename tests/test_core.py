@@ -1250,7 +1250,8 @@ def test_spawn_wait_handlers_run_and_raise(backend):
             res = backend.spawn_wait(*_req(b"/bin/sleep", [b"sleep", b"5"]))
         except KeyError:
             # the pure backend waits outside (never here): not reached
-            raise AssertionError("spawn_wait raised the handler's error")
+            raise AssertionError(
+                "spawn_wait raised the handler's error") from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0, 0)
         signal.signal(signal.SIGALRM, old)

@@ -211,7 +211,7 @@ def test_fd_exhaustion_from_threads():
     results = []
 
     def worker(i):
-        for j in range(20):
+        for _ in range(20):
             try:
                 r = fastspawn.run(["echo", str(i)], capture_output=True,
                                   timeout=10)

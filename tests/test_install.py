@@ -11,7 +11,6 @@ import gc
 import json
 import os
 import subprocess
-import sys
 import textwrap
 
 import pytest

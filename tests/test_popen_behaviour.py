@@ -375,7 +375,7 @@ def _signals_session(mod, rec):
         rec(name, how, p)
         rec(name + ":wait", p.wait, timeout=10)
         rec(name + ":again", how, p)     # after reaping: a no-op
-        rec(name + ":returncode", lambda: p.returncode)
+        rec(name + ":returncode", lambda p=p: p.returncode)
 
 
 def _signal_zero_session(mod, rec):
@@ -650,7 +650,8 @@ def test_audit_event_subprocess_popen(func, args, kw):
     raised as subprocess raises it, on every path."""
     got = {}
     for tag, mod in IMPLS:
-        f = (lambda *a, **k: _popen_wait(mod, *a, **k)) if func == "popen" \
+        f = (lambda *a, mod=mod, **k: _popen_wait(mod, *a, **k)) \
+            if func == "popen" \
             else getattr(mod, func)
         got[tag] = _audited(f, *args, **kw)
     assert got["fastspawn"] == got["subprocess"]

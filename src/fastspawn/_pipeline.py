@@ -379,14 +379,14 @@ def pipeline(*commands: Sequence[Any], stdin: Any = None,
             for i, (pid, pidfd) in enumerate(procs):
                 if statuses[i] is None:
                     _kill(pid, pidfd)
-            for i, (pid, pidfd) in enumerate(procs):
+            for i, (pid, _pidfd) in enumerate(procs):
                 if statuses[i] is None:
                     statuses[i] = _waitstatus(pid)
             raise
     finally:
         for i in range(3):
             close_stream(i)
-        for pid, pidfd in procs:
+        for _pid, pidfd in procs:
             if pidfd >= 0:
                 _close(pidfd)
 

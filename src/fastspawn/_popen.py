@@ -51,7 +51,7 @@ _LONG_MAX = 2 ** (8 * struct.calcsize("l") - 1) - 1
 # and _c_int below). The functions of __pypy__.intop take their arguments
 # through the very conversion its int arguments get.
 try:
-    from __pypy__.intop import int_add as _pypy_int_w
+    from __pypy__.intop import int_add as _pypy_int_w  # type: ignore[import-not-found]
 except ImportError:
     _pypy_int_w = None
 

@@ -22,5 +22,5 @@ def rebind(func, namespace, doc=None):
     new.__qualname__ = func.__qualname__
     new.__annotations__ = dict(getattr(func, "__annotations__", {}))
     new.__module__ = "fastspawn"
-    setattr(new, "__wrapped__", func)   # FunctionType has no such slot
+    new.__wrapped__ = func  # type: ignore[attr-defined]  # no such slot
     return new

@@ -1164,7 +1164,35 @@ def _finish_wait(backend, res):
     return status, ru.value()
 
 
+# FS_FEAT_CLONE_WAIT (fs_spawn.h): spawn_wait()'s child is a clone(CLONE_VM)
+# beside the waiting thread instead of a vfork child.
+FEAT_CLONE_WAIT = 0x1000
+
+
+@pytest.fixture(params=[0, K.FORCE_VFORK], ids=["default", "vfork"])
+def wait_flags(request):
+    """spawn_wait() both ways: the default (on the C backend under Linux,
+    the clone child) and FORCE_VFORK (fs_spawn()'s vfork child)."""
+    return request.param
+
+
+def test_spawn_wait_clone_child_is_available(backend):
+    """The waiting spawn's clone child is what Linux gets (not under
+    Valgrind or ASan, see fs_spawn.c): a build that silently lost it would
+    pass every other test on the vfork path."""
+    if backend is not _backend.c_impl or not sys.platform.startswith("linux"):
+        assert not backend.FEATURES & FEAT_CLONE_WAIT
+        return
+    preload = os.environ.get("LD_PRELOAD", "")
+    if "vgpreload" in preload or "libasan" in preload:
+        # Valgrind would abort on it; an ASan build leaves it out.
+        assert not backend.FEATURES & FEAT_CLONE_WAIT
+    else:
+        assert backend.FEATURES & FEAT_CLONE_WAIT
+
+
 @pytest.mark.parametrize("flags", [0, K.CLOSE_FDS | K.RESTORE_SIGNALS,
+                                   K.CLOSE_FDS | K.FORCE_VFORK,
                                    K.CLOSE_FDS | K.PREFER_POSIX_SPAWN])
 def test_spawn_wait_status_and_rusage(backend, flags):
     res = backend.spawn_wait(*_req(SH, [b"sh", b"-c", b"exit 7"],
@@ -1177,31 +1205,43 @@ def test_spawn_wait_status_and_rusage(backend, flags):
         os.waitpid(-1, os.WNOHANG)
 
 
-def test_spawn_wait_reports_signal_death(backend):
-    res = backend.spawn_wait(*_req(SH, [b"sh", b"-c", b"kill -TERM $$"]))
+def test_spawn_wait_reports_signal_death(backend, wait_flags):
+    res = backend.spawn_wait(*_req(SH, [b"sh", b"-c", b"kill -TERM $$"],
+                                   flags=wait_flags))
     status, _ = _finish_wait(backend, res)
     assert os.waitstatus_to_exitcode(status) == -signal.SIGTERM
 
 
-def test_spawn_wait_child_failure_like_spawn(backend):
+def test_spawn_wait_child_failure_like_spawn(backend, wait_flags, tmp_path):
     missing = b"/nonexistent/fastspawn-missing"
-    res = backend.spawn_wait(*_req(missing, [b"x"]))
+    res = backend.spawn_wait(*_req(missing, [b"x"], flags=wait_flags))
     assert res[0] == -1 and res[1] is None and res[5] is None
     assert (res[3], res[4]) == (K.STEP_EXEC, errno.ENOENT)
     res = backend.spawn_wait(*_req(b"/bin/true", [b"true"],
-                                   cwd=b"/nonexistent-dir"))
+                                   cwd=b"/nonexistent-dir", flags=wait_flags))
     assert (res[3], res[4]) == (K.STEP_CHDIR, errno.ENOENT)
+    # os.execvp's rule over candidates: EACCES (a non-executable file)
+    # wins over a later ENOENT; a bad stdio fd fails before any child.
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"#!/bin/sh\n")
+    res = backend.spawn_wait(*_req((bytes(plain), missing), [b"x"],
+                                   flags=wait_flags))
+    assert (res[3], res[4]) == (K.STEP_EXEC, errno.EACCES)
+    res = backend.spawn_wait(*_req(b"/bin/true", [b"true"], stdin=999,
+                                   flags=wait_flags))
+    assert (res[0], res[3], res[4]) == (-1, K.STEP_OTHER, errno.EBADF)
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
 
 
-def test_spawn_wait_path_candidates_and_stdio_codes(backend, tmp_path):
+def test_spawn_wait_path_candidates_and_stdio_codes(backend, tmp_path,
+                                                   wait_flags):
     out = tmp_path / "out"
     with open(out, "wb") as f:
         res = backend.spawn_wait(*_req(
             (b"/nonexistent/echo", b"/bin/echo"), [b"echo", b"hi"],
             stdin=K.STDIO_DEVNULL, stdout=f.fileno(),
-            stderr=K.STDIO_STDOUT))
+            stderr=K.STDIO_STDOUT, flags=wait_flags))
         status, _ = _finish_wait(backend, res)
     assert status == 0
     assert out.read_bytes() == b"hi\n"
@@ -1219,10 +1259,11 @@ def test_spawn_wait_refuses_pipes_and_pidfd(backend, kw):
         os.waitpid(-1, os.WNOHANG)
 
 
-def test_spawn_wait_sigchld_ignored_status_lost(backend):
+def test_spawn_wait_sigchld_ignored_status_lost(backend, wait_flags):
     old = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     try:
-        res = backend.spawn_wait(*_req(SH, [b"sh", b"-c", b"exit 3"]))
+        res = backend.spawn_wait(*_req(SH, [b"sh", b"-c", b"exit 3"],
+                                       flags=wait_flags))
         pid, status, ru, step, err, exc = res
         assert step == K.STEP_OK and exc is None
         if status is None:         # the caller's wait: ECHILD
@@ -1234,7 +1275,7 @@ def test_spawn_wait_sigchld_ignored_status_lost(backend):
         signal.signal(signal.SIGCHLD, old)
 
 
-def test_spawn_wait_handlers_run_and_raise(backend):
+def test_spawn_wait_handlers_run_and_raise(backend, wait_flags):
     """A handler that returns lets the wait go on; one that raises ends it
     with the exception handed back (the child still runs, the caller's)."""
     hits = []
@@ -1247,7 +1288,8 @@ def test_spawn_wait_handlers_run_and_raise(backend):
     signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
     try:
         try:
-            res = backend.spawn_wait(*_req(b"/bin/sleep", [b"sleep", b"5"]))
+            res = backend.spawn_wait(*_req(b"/bin/sleep", [b"sleep", b"5"],
+                                           flags=wait_flags))
         except KeyError:
             # the pure backend waits outside (never here): not reached
             raise AssertionError(
@@ -1263,6 +1305,72 @@ def test_spawn_wait_handlers_run_and_raise(backend):
         assert exc is None
     os.kill(pid, signal.SIGKILL)
     assert os.waitpid(pid, 0)[1] == signal.SIGKILL
+
+
+def test_spawn_wait_threads_at_once(backend, wait_flags):
+    """Threads waiting-spawning at once, successes and failures mixed: each
+    child reports into its own caller (the clone children write their
+    failures, and errno, beside a running parent thread)."""
+    import threading
+    missing = b"/nonexistent/fastspawn-missing"
+    errors = []
+
+    def worker(k):
+        try:
+            for i in range(40):
+                kind = (i + k) % 3
+                if kind == 0:
+                    res = backend.spawn_wait(*_req(
+                        SH, [b"sh", b"-c", b"exit %d" % (i % 7)],
+                        flags=wait_flags | K.CLOSE_FDS))
+                    status, _ = _finish_wait(backend, res)
+                    assert os.waitstatus_to_exitcode(status) == i % 7
+                elif kind == 1:
+                    res = backend.spawn_wait(*_req(
+                        (missing, b"/bin/true"), [b"true"], flags=wait_flags))
+                    status, _ = _finish_wait(backend, res)
+                    assert status == 0
+                else:
+                    res = backend.spawn_wait(*_req(missing, [b"x"],
+                                                   flags=wait_flags))
+                    assert res[:5] == (-1, None, None, K.STEP_EXEC,
+                                       errno.ENOENT), res
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"),
+                    reason="needs /proc/self/maps")
+def test_spawn_wait_child_stacks_go_with_their_threads(backend):
+    """The clone child's stack is kept per thread and unmapped when the
+    thread ends: 200 short-lived threads leave no trail of mappings."""
+    import threading
+
+    def maps():
+        with open("/proc/self/maps") as f:
+            return sum(1 for _ in f)
+
+    def one():
+        status, _ = _finish_wait(backend, backend.spawn_wait(
+            *_req(b"/bin/true", [b"true"])))
+        assert status == 0
+    one()
+    before = maps()
+    for _ in range(200):
+        t = threading.Thread(target=one)
+        t.start()
+        t.join()
+    # Each stack is two mappings (its guard page and the rest); glibc's
+    # cache of thread stacks may add a few.
+    assert maps() - before < 40
 
 
 # ---------------------------------------------------------------------------

@@ -27,6 +27,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifdef __GLIBC__
+#  include <gnu/libc-version.h>
+#endif
 #ifdef __linux__
 #  include <linux/futex.h>
 #  include <pthread.h>
@@ -68,9 +71,16 @@ extern char **environ;
 #if defined(__linux__)
 #  define FS_HAVE_VFORK 1
 #endif
+/* The child's system calls are raw (no libc, no errno) on these. (The
+ * AArch64 variant below is written but was never built or run here: add
+ * `|| defined(__aarch64__)` once it has been, on such a machine.) */
+#if defined(__linux__) && defined(__x86_64__) \
+        && !defined(FS_NO_RAW_SYSCALLS)
+#  define FS_RAW_SYSCALLS 1
+#endif
 /* The waiting spawn's concurrent child (spawn_clone_wait below): Linux,
- * where clone() takes a child stack that grows down (not PA-RISC) and
- * CLONE_CHILD_CLEARTID reports exec as well as exit (mm_release()). */
+ * where the child's calls are raw (it shares the calling thread's errno),
+ * and CLONE_CHILD_CLEARTID reports exec as well as exit (mm_release()). */
 #if defined(__has_feature)
 #  if __has_feature(address_sanitizer)
 #    define FS_ASAN 1
@@ -82,18 +92,15 @@ extern char **environ;
 /* Not under ASan: its runtime shares the shadow memory with a CLONE_VM
  * child and reports the child's unknown stack as a stack underflow
  * (__asan_handle_no_return); vfork children it knows how to handle. */
-#if defined(__linux__) && defined(CLONE_VM) && defined(CLONE_CHILD_CLEARTID) \
-        && defined(SYS_futex) && !defined(__hppa__) && !defined(FS_ASAN)
+#if defined(FS_RAW_SYSCALLS) && defined(CLONE_VM) \
+        && defined(CLONE_CHILD_CLEARTID) && defined(SYS_futex) \
+        && !defined(FS_ASAN)
 #  define FS_HAVE_CLONE_WAIT 1
 #endif
 
 /* Above this many fds to close between pass_fds, posix_spawn's per-fd close
  * actions stop being cheaper than the vfork child's close_range(). */
 #define FS_MAX_GAP_CLOSES 32
-
-/* POSIX_CALL(): run a call that returns -1 and sets errno; on failure jump
- * to the local `error` label (the child's single exit). */
-#define POSIX_CALL(call) do { if ((call) == -1) goto error; } while (0)
 
 #ifdef FS_HAVE_CLONE_WAIT
 static int clone_wait_usable(void);
@@ -491,7 +498,233 @@ done:
     return 0;
 }
 
-/* ---- the vfork / fork path ---------------------------------------------- */
+/* ---- the child's system calls ------------------------------------------ *
+ *
+ * Every call the child makes goes through these: each returns the result,
+ * or -errno, and none of them touches errno. On x86-64 Linux they are
+ * raw system calls (FS_RAW_SYSCALLS):
+ * errno lives in the calling thread's TLS, which a CLONE_VM child shares
+ * with a parent thread that runs on beside it (spawn_clone_wait: its
+ * wait4, futex and signal handlers write errno), so that child must
+ * neither write nor read it. Elsewhere (vfork/fork only) they wrap libc.
+ */
+#ifdef FS_RAW_SYSCALLS
+static inline long
+raw6(long n, long a, long b, long c, long d, long e, long f)
+{
+#  if defined(__x86_64__)
+    long ret;
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = f;
+    __asm__ volatile ("syscall"
+                      : "=a"(ret)
+                      : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8),
+                        "r"(r9)
+                      : "rcx", "r11", "memory");
+    return ret;
+#  else
+    register long x8 __asm__("x8") = n;
+    register long x0 __asm__("x0") = a;
+    register long x1 __asm__("x1") = b;
+    register long x2 __asm__("x2") = c;
+    register long x3 __asm__("x3") = d;
+    register long x4 __asm__("x4") = e;
+    register long x5 __asm__("x5") = f;
+    __asm__ volatile ("svc 0"
+                      : "+r"(x0)
+                      : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
+                      : "memory", "cc");
+    return x0;
+#  endif
+}
+#  define RAW(n, a, b, c, d) raw6((n), (long)(a), (long)(b), (long)(c), \
+                                  (long)(d), 0, 0)
+/* The kernel's struct sigaction on both (SA_RESTORER layout). */
+struct fs_ksigaction {
+    void *handler;
+    unsigned long flags;
+    void *restorer;
+    unsigned long mask;
+};
+#else
+/* libc, with the result folded into -errno. */
+#  define LIBC(call) ((call) == -1 ? -(long)errno : 0L)
+#endif
+
+static long
+c_dup2(int from, int to)
+{
+#ifdef FS_RAW_SYSCALLS
+    return RAW(SYS_dup3, from, to, 0, 0);   /* from != to here */
+#else
+    return LIBC(dup2(from, to));
+#endif
+}
+
+static long
+c_open_devnull(void)
+{
+#ifdef FS_RAW_SYSCALLS
+    return RAW(SYS_openat, AT_FDCWD, "/dev/null", O_RDWR, 0);
+#else
+    int fd = open("/dev/null", O_RDWR);
+    return fd == -1 ? -(long)errno : fd;
+#endif
+}
+
+static void
+c_close(int fd)
+{
+#ifdef FS_RAW_SYSCALLS
+    (void)RAW(SYS_close, fd, 0, 0, 0);
+#else
+    (void)close(fd);
+#endif
+}
+
+static long
+c_getfd(int fd)
+{
+#ifdef FS_RAW_SYSCALLS
+    return RAW(SYS_fcntl, fd, F_GETFD, 0, 0);
+#else
+    int fl = fcntl(fd, F_GETFD);
+    return fl == -1 ? -(long)errno : fl;
+#endif
+}
+
+static long
+c_setfd(int fd, int fl)
+{
+#ifdef FS_RAW_SYSCALLS
+    return RAW(SYS_fcntl, fd, F_SETFD, fl, 0);
+#else
+    return LIBC(fcntl(fd, F_SETFD, fl));
+#endif
+}
+
+static long
+c_chdir(const char *path)
+{
+#ifdef FS_RAW_SYSCALLS
+    return RAW(SYS_chdir, path, 0, 0, 0);
+#else
+    return LIBC(chdir(path));
+#endif
+}
+
+static void
+c_umask(int mask)
+{
+#ifdef FS_RAW_SYSCALLS
+    (void)RAW(SYS_umask, mask, 0, 0, 0);
+#else
+    (void)umask((mode_t)mask);
+#endif
+}
+
+static long
+c_setsid(void)
+{
+#ifdef FS_RAW_SYSCALLS
+    long r = RAW(SYS_setsid, 0, 0, 0, 0);
+    return r < 0 ? r : 0;
+#else
+    return LIBC(setsid());
+#endif
+}
+
+static long
+c_setpgid(pid_t pgroup)
+{
+#ifdef FS_RAW_SYSCALLS
+    return RAW(SYS_setpgid, 0, pgroup, 0, 0);
+#else
+    return LIBC(setpgid(0, pgroup));
+#endif
+}
+
+/* Credentials in the child. glibc's setuid()/setgid()/setgroups() apply
+ * the change to every thread of the process (nptl "setxid": SIGSETXID to
+ * each thread on its list). After vfork that list is the *parent's* --
+ * which is why CPython refuses vfork for user/group (bpo-35823). The raw
+ * system calls change only the calling task, which is all the child is. */
+static long
+c_setgroups(size_t n, const gid_t *groups)
+{
+#if defined(FS_RAW_SYSCALLS)
+    return RAW(SYS_setgroups, n, groups, 0, 0);
+#elif defined(__linux__) && defined(SYS_setgroups32)
+    return LIBC((int)syscall(SYS_setgroups32, n, groups));
+#elif defined(__linux__)
+    return LIBC((int)syscall(SYS_setgroups, n, groups));
+#else
+    return LIBC(setgroups((int)n, groups));
+#endif
+}
+
+static long
+c_setregid(gid_t gid)
+{
+#if defined(FS_RAW_SYSCALLS)
+    return RAW(SYS_setregid, gid, gid, 0, 0);
+#elif defined(__linux__) && defined(SYS_setregid32)
+    return LIBC((int)syscall(SYS_setregid32, gid, gid));
+#elif defined(__linux__)
+    return LIBC((int)syscall(SYS_setregid, gid, gid));
+#else
+    return LIBC(setregid(gid, gid));
+#endif
+}
+
+static long
+c_setreuid(uid_t uid)
+{
+#if defined(FS_RAW_SYSCALLS)
+    return RAW(SYS_setreuid, uid, uid, 0, 0);
+#elif defined(__linux__) && defined(SYS_setreuid32)
+    return LIBC((int)syscall(SYS_setreuid32, uid, uid));
+#elif defined(__linux__)
+    return LIBC((int)syscall(SYS_setreuid, uid, uid));
+#else
+    return LIBC(setreuid(uid, uid));
+#endif
+}
+
+static void
+c_setmask(const sigset_t *mask)
+{
+#ifdef FS_RAW_SYSCALLS
+    (void)RAW(SYS_rt_sigprocmask, SIG_SETMASK, mask, NULL, 8);
+#else
+    (void)sigprocmask(SIG_SETMASK, mask, NULL);
+#endif
+}
+
+static long
+c_execve(const char *path, char *const *argv, char *const *envp)
+{
+#ifdef FS_RAW_SYSCALLS
+    return RAW(SYS_execve, path, argv, envp, 0);
+#else
+    execve(path, argv, envp);
+    return -(long)errno;
+#endif
+}
+
+__attribute__((noreturn)) static void
+c_exit(int status)
+{
+#ifdef FS_RAW_SYSCALLS
+    for (;;)
+        (void)RAW(SYS_exit_group, status, 0, 0, 0);
+#else
+    _exit(status);
+#endif
+}
+
+/* ---- the vfork / fork / clone child ------------------------------------- */
 
 static void
 child_report(fs_report *rep, int errpipe, int step, int err)
@@ -502,69 +735,100 @@ child_report(fs_report *rep, int errpipe, int step, int err)
         int msg[2];
         msg[0] = step;
         msg[1] = err;
-        /* Best effort: the parent treats a short read as an exec error. */
+        /* Best effort: the parent treats a short read as an exec error.
+         * (Only the fork fallback has a pipe: libc's write and errno.) */
         while (write(errpipe, msg, sizeof msg) == -1 && errno == EINTR)
             ;
     }
 }
 
-static int
+static long
 child_clear_cloexec(int fd)
 {
-    int fl = fcntl(fd, F_GETFD);
-    if (fl == -1)
-        return -1;
+    long fl = c_getfd(fd);
+    if (fl < 0)
+        return fl;
     if (fl & FD_CLOEXEC)
-        return fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+        return c_setfd(fd, (int)(fl & ~FD_CLOEXEC));
     return 0;
 }
 
-/* Close [lo, hi] (hi < 0: to the end) in the child, async-signal-safely. */
+/* Close [lo, hi] (hi < 0: to the end) in the child. */
 static void
 child_close_range(int lo, int hi, int keep)
 {
-    int fd, max;
-    struct rlimit rl;
+    int fd, max = 65536;
 #ifdef FS_HAVE_CLOSE_RANGE
     if (keep < lo || (hi >= 0 && keep > hi)) {
+#  ifdef FS_RAW_SYSCALLS
+        if (RAW(SYS_close_range, lo, hi < 0 ? ~0U : (unsigned int)hi,
+                0, 0) == 0)
+            return;
+#  else
         if (syscall(SYS_close_range, (unsigned int)lo,
                     hi < 0 ? ~0U : (unsigned int)hi, 0) == 0)
             return;
+#  endif
     }
 #endif
-    /* No close_range (or the error pipe sits inside): close one by one. */
-    max = (int)sysconf(_SC_OPEN_MAX);
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-            && (long)rl.rlim_cur > max)
-        max = (int)rl.rlim_cur;
-    if (max < 0 || max > 65536)
-        max = 65536;
+    /* No close_range (or the error pipe sits inside): close one by one, up
+     * to the fd limit. */
+    {
+#ifdef FS_RAW_SYSCALLS
+        struct rlimit rl;
+        if (RAW(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) == 0
+                && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 65536)
+            max = (int)rl.rlim_cur;
+#else
+        struct rlimit rl;
+        long open_max = sysconf(_SC_OPEN_MAX);
+        if (open_max > 0 && open_max < max)
+            max = (int)open_max;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0
+                && rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur > max
+                && rl.rlim_cur < 65536)
+            max = (int)rl.rlim_cur;
+#endif
+    }
     if (hi < 0 || hi >= max)
         hi = max - 1;
     for (fd = lo; fd <= hi; fd++)
         if (fd != keep)
-            (void)close(fd);
+            c_close(fd);
 }
 
 static void
 child_reset_signals(int restore)
 {
     int sig;
+#ifdef FS_RAW_SYSCALLS
+    struct fs_ksigaction sa, dfl;
+    memset(&dfl, 0, sizeof dfl);      /* SIG_DFL, no flags, empty mask */
+#else
     struct sigaction sa, dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
     sigemptyset(&dfl.sa_mask);
+#endif
     for (sig = 1; sig < NSIG; sig++) {
+        void *handler;
         if (sig == SIGKILL || sig == SIGSTOP)
             continue;
+#ifdef FS_RAW_SYSCALLS
+        if (RAW(SYS_rt_sigaction, sig, NULL, &sa, 8) != 0)
+            continue;
+        handler = sa.handler;
+#else
         /* libcs return EINVAL for signals they use internally: skip. */
         if (sigaction(sig, NULL, &sa) == -1)
             continue;
         /* sa_handler and sa_sigaction share storage; SIG_DFL and SIG_IGN
          * read the same through either. */
-        if (sa.sa_handler == SIG_DFL)
+        handler = (void *)sa.sa_handler;
+#endif
+        if (handler == (void *)SIG_DFL)
             continue;
-        if (sa.sa_handler == SIG_IGN) {
+        if (handler == (void *)SIG_IGN) {
             int reset = 0;
             if (restore) {
                 reset = sig == SIGPIPE;
@@ -578,66 +842,34 @@ child_reset_signals(int restore)
             if (!reset)
                 continue;
         }
-        /* A handler of the parent must never run in the vfork child, which
+        /* A handler of the parent must never run in the child, which
          * shares the parent's memory: default it before unblocking. */
+#ifdef FS_RAW_SYSCALLS
+        (void)RAW(SYS_rt_sigaction, sig, &dfl, NULL, 8);
+#else
         (void)sigaction(sig, &dfl, NULL);
+#endif
     }
 }
 
-/* Credentials in the child. glibc's setuid()/setgid()/setgroups() apply
- * the change to every thread of the process (nptl "setxid": SIGSETXID to
- * each thread on its list). After vfork that list is the *parent's* --
- * which is why CPython refuses vfork for user/group (bpo-35823). The raw
- * system calls change only the calling task, which is all the child is. */
-static int
-child_setgroups(size_t n, const gid_t *groups)
-{
-#if defined(__linux__) && defined(SYS_setgroups32)
-    return (int)syscall(SYS_setgroups32, n, groups);
-#elif defined(__linux__)
-    return (int)syscall(SYS_setgroups, n, groups);
-#else
-    return setgroups((int)n, groups);
-#endif
-}
-
-static int
-child_setregid(gid_t gid)
-{
-#if defined(__linux__) && defined(SYS_setregid32)
-    return (int)syscall(SYS_setregid32, gid, gid);
-#elif defined(__linux__)
-    return (int)syscall(SYS_setregid, gid, gid);
-#else
-    return setregid(gid, gid);
-#endif
-}
-
-static int
-child_setreuid(uid_t uid)
-{
-#if defined(__linux__) && defined(SYS_setreuid32)
-    return (int)syscall(SYS_setreuid32, uid, uid);
-#elif defined(__linux__)
-    return (int)syscall(SYS_setreuid, uid, uid);
-#else
-    return setreuid(uid, uid);
-#endif
-}
+/* CHILD_CALL(): run a c_*() call; on -errno, keep it and jump to the
+ * child's single exit. */
+#define CHILD_CALL(call) \
+    do { if ((err = (call)) < 0) goto error; } while (0)
 
 /*
- * The child after vfork() (or fork() where vfork is not used).
+ * The child after vfork(), clone() (fs_spawn_wait) or fork() (where there
+ * is no vfork).
  *
  * CONTRACT -- this runs in the parent's address space, with the parent
- * suspended (vfork) or, for fs_spawn_wait(), with the calling thread
- * blocked in wait4()/futex until the child has exec'd or exited (see
- * spawn_clone_wait). It must:
- *   - call only async-signal-safe functions (POSIX.1-2008 list) and raw
- *     system calls: no malloc/free, no stdio, no locks, no Python API;
- *   - not return: it ends in execve() or _exit(127);
- *   - write nothing in parent memory except *rep (the failure report);
- *   - not touch errno-based state of other threads (errno is per-thread
- *     and the child runs on the calling thread's TLS: it may set it).
+ * suspended (vfork) or, for the clone child, beside the calling thread,
+ * which blocks in wait4()/futex or runs fs_communicate() until the child
+ * has exec'd or exited (see spawn_clone_wait). It must:
+ *   - make only the c_*() calls above (async-signal-safe system calls): no
+ *     malloc/free, no stdio, no locks, no Python API, and no errno (raw
+ *     system calls where the clone child exists);
+ *   - not return: it ends in execve() or exit_group(127);
+ *   - write nothing in parent memory except *rep (the failure report).
  * All signals are blocked on entry; handlers are reset to SIG_DFL before
  * the caller's mask is restored just before exec.
  */
@@ -646,6 +878,7 @@ child_exec(const fs_request *req, const fs_plan *plan, fs_report *rep,
            int errpipe)
 {
     int i, step = FS_STEP_OTHER;
+    long err = 0;
 
     child_reset_signals(req->flags & FS_RESTORE_SIGNALS);
 
@@ -654,25 +887,25 @@ child_exec(const fs_request *req, const fs_plan *plan, fs_report *rep,
         if (s == FS_STDIO_INHERIT)
             continue;
         if (s == FS_STDIO_DEVNULL) {
-            int fd = open("/dev/null", O_RDWR);
-            POSIX_CALL(fd);
+            long fd;
+            CHILD_CALL(fd = c_open_devnull());
             if (fd != i) {
-                POSIX_CALL(dup2(fd, i));
-                (void)close(fd);
+                CHILD_CALL(c_dup2((int)fd, i));
+                c_close((int)fd);
             }
         }
         else if (s == FS_STDIO_STDOUT) {
-            POSIX_CALL(dup2(1, 2));
+            CHILD_CALL(c_dup2(1, 2));
         }
         else if (s == i) {
-            POSIX_CALL(child_clear_cloexec(i));
+            CHILD_CALL(child_clear_cloexec(i));
         }
         else {
-            POSIX_CALL(dup2(s, i));   /* the copy never has FD_CLOEXEC */
+            CHILD_CALL(c_dup2(s, i));   /* the copy never has FD_CLOEXEC */
         }
     }
     for (i = 0; i < (int)req->n_pass_fds; i++)
-        POSIX_CALL(child_clear_cloexec(req->pass_fds[i]));
+        CHILD_CALL(child_clear_cloexec(req->pass_fds[i]));
     if (req->flags & FS_CLOSE_FDS) {
         int prev = 2;
         for (i = 0; i < (int)req->n_pass_fds; i++) {
@@ -684,42 +917,42 @@ child_exec(const fs_request *req, const fs_plan *plan, fs_report *rep,
     }
     if (req->cwd != NULL) {
         step = FS_STEP_CHDIR;
-        POSIX_CALL(chdir(req->cwd));
+        CHILD_CALL(c_chdir(req->cwd));
         step = FS_STEP_OTHER;
     }
     if (req->umask >= 0)
-        (void)umask((mode_t)req->umask);
+        c_umask(req->umask);
     if (req->flags & FS_SETSID)
-        POSIX_CALL(setsid());
+        CHILD_CALL(c_setsid());
     if (req->pgroup >= 0)
-        POSIX_CALL(setpgid(0, req->pgroup));
+        CHILD_CALL(c_setpgid(req->pgroup));
     if (req->n_groups >= 0)
-        POSIX_CALL(child_setgroups((size_t)req->n_groups, req->groups));
+        CHILD_CALL(c_setgroups((size_t)req->n_groups, req->groups));
     if (req->gid >= 0)
-        POSIX_CALL(child_setregid((gid_t)req->gid));
+        CHILD_CALL(c_setregid((gid_t)req->gid));
     if (req->uid >= 0)
-        POSIX_CALL(child_setreuid((uid_t)req->uid));
+        CHILD_CALL(c_setreuid((uid_t)req->uid));
 
-    (void)sigprocmask(SIG_SETMASK, &plan->old_mask, NULL);
+    c_setmask(&plan->old_mask);
     step = FS_STEP_EXEC;
     {
         /* os.execvp's rule: try every candidate; report the first error
          * other than ENOENT/ENOTDIR, else the last one. */
         char *const *envp = req->envp ? req->envp : environ;
-        int first = 0;
+        long first = 0;
         size_t k;
         for (k = 0; k < req->n_paths; k++) {
-            execve(req->paths[k], req->argv, envp);
-            if (!first && errno != ENOENT && errno != ENOTDIR)
-                first = errno;
+            err = c_execve(req->paths[k], req->argv, envp);
+            if (!first && err != -ENOENT && err != -ENOTDIR)
+                first = err;
         }
         if (first)
-            errno = first;
+            err = first;
     }
 
 error:
-    child_report(rep, errpipe, step, errno);
-    _exit(127);
+    child_report(rep, errpipe, step, (int)-err);
+    c_exit(127);
 }
 
 static int
@@ -899,22 +1132,32 @@ fs_spawn(const fs_request *req, fs_result *res)
 #ifdef FS_HAVE_CLONE_WAIT
 
 #define FS_CLONE_STACK (64 * 1024)
-#define FS_CLONE_UNAVAILABLE (-2)
 
-typedef struct {
+struct fs_clone {
     const fs_request *req;
-    const fs_plan *plan;
-    fs_report *rep;
-} fs_clone_args;
+    fs_plan plan;
+    fs_report rep;
+    volatile pid_t word;    /* CLONE_CHILD_CLEARTID: 0 once it left */
+    pid_t pid;
+};
 
 static pthread_key_t stack_key;
 static pthread_once_t stack_once = PTHREAD_ONCE_INIT;
 static int clone_usable;
 
+static size_t
+guard_size(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    return page > 0 ? (size_t)page : 4096;
+}
+
+/* The mapping is [guard page][FS_CLONE_STACK usable]; `stack` is the
+ * mapping's start. */
 static void
 free_stack(void *stack)
 {
-    (void)munmap(stack, FS_CLONE_STACK);
+    (void)munmap(stack, guard_size() + FS_CLONE_STACK);
 }
 
 static void
@@ -927,6 +1170,23 @@ clone_init(void)
     const char *preload = getenv("LD_PRELOAD");
     if (preload != NULL && strstr(preload, "vgpreload") != NULL)
         return;
+#ifdef __GLIBC__
+    {
+        /* glibc before 2.25 (BZ #19957) has clone() write -1 into the
+         * calling thread's cached pid/tid when given CLONE_VM -- in the
+         * TLS our child shares with the waiting thread. */
+        int major = 0, minor = 0;
+        const char *v = gnu_get_libc_version();
+        while (*v >= '0' && *v <= '9')
+            major = major * 10 + (*v++ - '0');
+        if (*v == '.')
+            v++;
+        while (*v >= '0' && *v <= '9')
+            minor = minor * 10 + (*v++ - '0');
+        if (major < 2 || (major == 2 && minor < 25))
+            return;
+    }
+#endif
     clone_usable = pthread_key_create(&stack_key, free_stack) == 0;
 }
 
@@ -934,7 +1194,7 @@ static int
 clone_wait_usable(void)
 {
     (void)pthread_once(&stack_once, clone_init);
-    return clone_usable;
+    return __atomic_load_n(&clone_usable, __ATOMIC_RELAXED);
 }
 
 /* This thread's child stack (mapped on first use, unmapped at thread exit
@@ -948,13 +1208,14 @@ thread_child_stack(void)
     stack = pthread_getspecific(stack_key);
     if (stack != NULL)
         return stack;
-    stack = mmap(NULL, FS_CLONE_STACK, PROT_READ | PROT_WRITE,
+    stack = mmap(NULL, guard_size() + FS_CLONE_STACK, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED)
         return NULL;
-    /* A guard page at the low end: an overflow faults instead of writing
+    /* A guard page at the low end (one page, whatever its size: 64 KiB on
+     * some ppc64/AArch64 kernels): an overflow faults instead of writing
      * into whatever is mapped below. */
-    (void)mprotect(stack, (size_t)sysconf(_SC_PAGESIZE), PROT_NONE);
+    (void)mprotect(stack, guard_size(), PROT_NONE);
     if (pthread_setspecific(stack_key, stack) != 0) {
         free_stack(stack);
         return NULL;
@@ -965,92 +1226,165 @@ thread_child_stack(void)
 static int
 clone_child(void *arg)
 {
-    const fs_clone_args *a = arg;
-    child_exec(a->req, a->plan, a->rep, -1);
+    struct fs_clone *cl = arg;
+    child_exec(cl->req, &cl->plan, &cl->rep, -1);
 }
 
-/* Until the kernel has zeroed *word (the child exec'd or exited). */
-static void
-wait_cleartid(volatile pid_t *word)
+void
+fs_clone_wait(fs_clone *cl)
 {
     pid_t v;
-    while ((v = __atomic_load_n(word, __ATOMIC_ACQUIRE)) != 0) {
+    while ((v = __atomic_load_n(&cl->word, __ATOMIC_ACQUIRE)) != 0) {
+        struct timespec ts = {0, 1000000};
+        siginfo_t si;
+        /* Kernels before 4.8 leave the word alone when the child is killed
+         * by a signal (and up to 5.16 when it dumps core): a child that is
+         * a zombie, or already gone, has left too. WNOWAIT: still ours to
+         * reap. */
+        si.si_pid = 0;
+        if (waitid(P_PID, (id_t)cl->pid, &si, WEXITED | WNOHANG | WNOWAIT)
+                == -1 ? errno == ECHILD : si.si_pid == cl->pid)
+            break;
         /* Not FUTEX_PRIVATE: mm_release() wakes with a shared-futex key. A
          * timeout, so that no missed wake-up can hang the wait. */
-        struct timespec ts = {0, 1000000};
-        (void)syscall(SYS_futex, word, FUTEX_WAIT, v, &ts, NULL, 0);
+        (void)syscall(SYS_futex, &cl->word, FUTEX_WAIT, v, &ts, NULL, 0);
     }
+}
+
+int
+fs_spawn_clone(const fs_request *req, fs_result *res, fs_clone **out)
+{
+    struct fs_clone *cl;
+    sigset_t all;
+    char *stack;
+    pid_t pid;
+    int rc, err, i;
+
+    *out = NULL;
+    if (req->flags & (FS_FORCE_VFORK | FS_PREFER_POSIX_SPAWN
+                      | FS_WANT_PIDFD))
+        return FS_CLONE_UNAVAILABLE;
+    stack = thread_child_stack();
+    if (stack == NULL)
+        return FS_CLONE_UNAVAILABLE;
+    cl = malloc(sizeof *cl);
+    if (cl == NULL)
+        return FS_CLONE_UNAVAILABLE;
+    rc = prepare(req, &cl->plan, res);
+    if (rc != 0) {
+        free(cl);
+        return rc < 0 ? -1 : 0;
+    }
+    cl->req = req;
+    cl->rep.step = FS_STEP_OK;
+    cl->rep.err = 0;
+    cl->word = 1;
+    sigfillset(&all);
+    if ((err = pthread_sigmask(SIG_BLOCK, &all, &cl->plan.old_mask)) != 0) {
+        pid = -1;
+        goto fail;
+    }
+    pid = clone(clone_child, stack + guard_size() + FS_CLONE_STACK,
+                CLONE_VM | CLONE_CHILD_CLEARTID | SIGCHLD, cl,
+                NULL, NULL, (pid_t *)&cl->word);
+    err = errno;      /* only meaningful when there is no child */
+    (void)pthread_sigmask(SIG_SETMASK, &cl->plan.old_mask, NULL);
+    if (pid == -1)
+        goto fail;
+    /* The child has its own fd table (no CLONE_FILES): our copies of its
+     * ends can go now. The plan's memory stays until fs_clone_left(). */
+    unplan(&cl->plan);
+    cl->pid = pid;
+    res->pid = pid;
+    res->method = FS_VIA_VFORK;
+    *out = cl;
+    return 0;
+
+fail:
+    unplan(&cl->plan);
+    for (i = 0; i < 3; i++)
+        close_quietly(&res->pipes[i]);
+    free(cl);
+    /* Refused by a sandbox (seccomp) or an emulator: vfork from now on. */
+    if (err == EINVAL || err == ENOSYS || err == EPERM) {
+        __atomic_store_n(&clone_usable, 0, __ATOMIC_RELAXED);
+        return FS_CLONE_UNAVAILABLE;
+    }
+    errno = err;
+    return -1;
+}
+
+int
+fs_clone_left(fs_clone *cl, int *err)
+{
+    int step;
+    fs_clone_wait(cl);
+    step = cl->rep.step;
+    *err = cl->rep.err;
+    free(cl);
+    return step;
 }
 
 static int
 spawn_clone_wait(const fs_request *req, fs_result *res, int *status,
                  struct rusage *ru, int *waited)
 {
-    fs_plan plan;
-    fs_report rep;
-    fs_clone_args args;
-    sigset_t all;
-    volatile pid_t word = 1;
-    char *stack;
+    fs_clone *cl;
     pid_t pid, r;
-    int rc, err;
+    int rc, step, err;
 
-    stack = thread_child_stack();
-    if (stack == NULL)
-        return FS_CLONE_UNAVAILABLE;
-    rc = prepare(req, &plan, res);
-    if (rc != 0)
-        return rc < 0 ? -1 : 0;
-    rep.step = FS_STEP_OK;
-    rep.err = 0;
-    args.req = req;
-    args.plan = &plan;
-    args.rep = &rep;
-    sigfillset(&all);
-    if ((err = pthread_sigmask(SIG_BLOCK, &all, &plan.old_mask)) != 0) {
-        unplan(&plan);
-        errno = err;
-        return -1;
-    }
-    pid = clone(clone_child, stack + FS_CLONE_STACK,
-                CLONE_VM | CLONE_CHILD_CLEARTID | SIGCHLD, &args,
-                NULL, NULL, (pid_t *)&word);
-    err = errno;      /* only meaningful when there is no child */
-    (void)pthread_sigmask(SIG_SETMASK, &plan.old_mask, NULL);
-    if (pid == -1) {
-        unplan(&plan);
-        /* Refused by a sandbox (seccomp) or an emulator: vfork instead. */
-        if (err == EINVAL || err == ENOSYS || err == EPERM)
-            return FS_CLONE_UNAVAILABLE;
-        errno = err;
-        return -1;
-    }
-    res->method = FS_VIA_VFORK;
-
+    rc = fs_spawn_clone(req, res, &cl);
+    if (cl == NULL)
+        return rc;
+    pid = res->pid;
     r = wait4(pid, status, 0, ru);
     if (r != pid) {
-        /* Interrupted (or SIGCHLD ignored): first let the child leave our
-         * memory, then judge with an errno it can no longer overwrite. */
-        wait_cleartid(&word);
-        r = wait4(pid, status, WNOHANG, ru);
-        if (r == -1 && errno != ECHILD)
-            r = 0;
+        /* Interrupted (signal handlers are to run, and they may do
+         * anything), or SIGCHLD ignored: first let the child leave. */
+        int e = errno;
+        fs_clone_wait(cl);
+        r = e == ECHILD ? -1 : 0;
     }
-    unplan(&plan);
-    if (rep.step != FS_STEP_OK) {
+    step = fs_clone_left(cl, &err);
+    if (step != FS_STEP_OK) {
         /* It failed before or at exec and is exiting with 127. */
         if (r == 0) {
             int st;
             while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
                 ;
         }
-        res->err_step = rep.step;
-        res->err_errno = rep.err;
+        res->pid = -1;
+        res->err_step = step;
+        res->err_errno = err;
         return 0;
     }
-    res->pid = pid;
     *waited = r == pid ? 1 : (r == 0 ? 0 : -1);
     return 0;
+}
+
+#else  /* !FS_HAVE_CLONE_WAIT */
+
+int
+fs_spawn_clone(const fs_request *req, fs_result *res, fs_clone **out)
+{
+    (void)req;
+    (void)res;
+    *out = NULL;
+    return FS_CLONE_UNAVAILABLE;
+}
+
+void
+fs_clone_wait(fs_clone *cl)
+{
+    (void)cl;
+}
+
+int
+fs_clone_left(fs_clone *cl, int *err)
+{
+    (void)cl;
+    *err = 0;
+    return FS_STEP_OK;
 }
 
 #endif /* FS_HAVE_CLONE_WAIT */
@@ -1073,7 +1407,7 @@ fs_spawn_wait(const fs_request *req, fs_result *res, int *status,
         return -1;
     }
 #ifdef FS_HAVE_CLONE_WAIT
-    if (!(req->flags & (FS_FORCE_VFORK | FS_PREFER_POSIX_SPAWN))) {
+    {
         int rc = spawn_clone_wait(req, res, status, ru, waited);
         if (rc != FS_CLONE_UNAVAILABLE)
             return rc;

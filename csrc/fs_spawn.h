@@ -122,6 +122,25 @@ struct rusage;
 int fs_spawn_wait(const fs_request *req, fs_result *res, int *status,
                   struct rusage *ru, int *waited);
 
+/*
+ * The clone child on its own (Linux x86-64; see fs_spawn.c): fs_spawn()
+ * for a caller that waits for the child anyway. Returns as fs_spawn(), or
+ * FS_CLONE_UNAVAILABLE when this request or process cannot have one (then
+ * use fs_spawn()). When *out is set, the child runs beside the caller, in
+ * its memory, until it execs or exits: the caller keeps the request alive,
+ * calls fs_clone_wait(*out) before it runs code that could change what the
+ * child reads (Python code: signal handlers, os.environ) and ends with
+ * fs_clone_left(*out, &err), which waits likewise, frees *out and returns
+ * the FS_STEP_* the child failed at (FS_STEP_OK: it exec'd; else it exits
+ * with 127, and err is its errno). A failure known before any child (a bad
+ * fd) comes back as from fs_spawn(), with *out NULL.
+ */
+#define FS_CLONE_UNAVAILABLE (-2)
+typedef struct fs_clone fs_clone;
+int fs_spawn_clone(const fs_request *req, fs_result *res, fs_clone **out);
+void fs_clone_wait(fs_clone *cl);
+int fs_clone_left(fs_clone *cl, int *err);
+
 /* One wait4(pid, status, 0, ru), with the outcomes of *waited above:
  * 1 reaped, 0 interrupted (EINTR), -1 ECHILD (status lost). */
 int fs_reap(pid_t pid, int *status, struct rusage *ru);

@@ -38,5 +38,11 @@ cdef extern from "fs_spawn.h" nogil:
     int fs_spawn_wait(const fs_request *req, fs_result *res, int *status,
                       rusage *ru, int *waited)
     int fs_reap(pid_t pid, int *status, rusage *ru)
+    int FS_CLONE_UNAVAILABLE
+    ctypedef struct fs_clone:
+        pass
+    int fs_spawn_clone(const fs_request *req, fs_result *res, fs_clone **out)
+    void fs_clone_wait(fs_clone *cl)
+    int fs_clone_left(fs_clone *cl, int *err)
     int fs_spawn_method(const fs_request *req)
     int fs_features()

@@ -279,6 +279,10 @@ cdef class Communicator:
     cdef PyObject *buf[2]
     cdef bint wanted[2]
     cdef readonly bint finished
+    # spawn_capture()'s clone child, which may still be in our memory:
+    # before run() goes back to Python code (signal handlers may touch
+    # os.environ, which the child may be reading), it waits for it to go.
+    cdef fs_clone *clone
 
     def __cinit__(self, int stdin_fd, int stdout_fd, int stderr_fd, input):
         memset(&self.c, 0, sizeof(fs_comm))
@@ -286,6 +290,7 @@ cdef class Communicator:
         self.buf[1] = NULL
         self.has_view = False
         self.finished = False
+        self.clone = NULL
         self.c.fd[0] = stdin_fd
         self.c.fd[1] = stdout_fd
         self.c.fd[2] = stderr_fd
@@ -370,6 +375,8 @@ cdef class Communicator:
             with nogil:
                 ev = fs_communicate(&self.c, dl)
                 err = errno
+                if self.clone != NULL and ev != FS_COMM_DONE:
+                    fs_clone_wait(self.clone)
             if fds is not None:
                 self._closed_here(fds)
             if ev == FS_COMM_DONE:
@@ -424,26 +431,57 @@ def spawn_capture(path, argv, envp, int stdin, int stdout, int stderr,
                   tuple pass_fds, cwd, int flags, int pgroup, int umask,
                   long long uid, long long gid, groups, input):
     """See _spawn_c.pyi."""
+    cdef _Request r
     cdef fs_result res
+    cdef fs_clone *cl = NULL
     cdef rusage ru
-    cdef int status = 0, waited = 0
+    cdef int rc, err = 0, step, status = 0, waited = 0
     cdef Communicator com
     if flags & FS_WANT_PIDFD:
         raise OSError(EINVAL, _strerror(EINVAL))
-    _spawn(&res, path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,
-           flags, pgroup, umask, uid, gid, groups)
+    r = _Request()
+    r.fill(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
+           pgroup, umask, uid, gid, groups)
+    # Linux: the child is a clone beside us (fs_spawn.c), which we wait for
+    # here anyway: it reads ``r`` (and os.environ's C array) until it has
+    # exec'd, so every way out of this function first waits for that.
+    with nogil:
+        rc = fs_spawn_clone(&r.req, &res, &cl)
+        err = errno
+    if rc == FS_CLONE_UNAVAILABLE:
+        with nogil:
+            rc = fs_spawn(&r.req, &res)
+            err = errno
+    if rc != 0:
+        raise OSError(err, _strerror(err))
     if res.err_step != FS_STEP_OK:
         return (-1, None, None, None, None, res.err_step, res.err_errno,
                 None, None)
-    fds = [res.pipes[0], res.pipes[1], res.pipes[2]]
+    exc = fds = None
     try:
+        fds = [res.pipes[0], res.pipes[1], res.pipes[2]]
         com = Communicator(res.pipes[0], res.pipes[1], res.pipes[2], input)
+        com.clone = cl
         com.run(None, fds)
         out, err_out = com.output()
         with nogil:
             waited = fs_reap(res.pid, &status, &ru)
+            if cl != NULL and waited != 1:
+                fs_clone_wait(cl)     # _reap() may run signal handlers
         st, usage = _reap(res.pid, waited, &status, &ru)
-    except BaseException as exc:
+    except BaseException as e:
+        exc = e
+    if cl != NULL:
+        with nogil:
+            step = fs_clone_left(cl, &err)
+        if step != FS_STEP_OK and exc is None:
+            # It failed before or at exec (and is reaped): as fs_spawn()
+            # reports it. The loop closed every pipe at its EOF.
+            return (-1, None, None, None, None, step, err, None, None)
+    if exc is not None:
+        # The caller decides the child's fate, closes the fds, re-raises.
+        if fds is None:
+            fds = [res.pipes[0], res.pipes[1], res.pipes[2]]
         return (res.pid, None, None, None, None, FS_STEP_OK, 0, exc, fds)
     return (res.pid, st, usage, out, err_out, FS_STEP_OK, 0, None, None)
 

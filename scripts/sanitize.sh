@@ -96,7 +96,7 @@ VALGRIND_TESTS=(
 )
 # test_core's failure paths (see above) and what valgrind itself changes
 # (it keeps fds of its own near the limit; it has no pidfd_open).
-VALGRIND_DESELECT="not (cwd_is_a_file or cwd_missing or cwd_ok_program_missing or exec_error or exec_errors or invalid_pass_fd or invalid_std_fd or pgroup_nonexistent or want_pidfd or child_failure or threads_at_once)"
+VALGRIND_DESELECT="not (cwd_is_a_file or cwd_missing or cwd_ok_program_missing or exec_error or exec_errors or invalid_pass_fd or invalid_std_fd or pgroup_nonexistent or want_pidfd or child_failure or threads_at_once or signal_storm)"
 
 run_valgrind() {
     command -v valgrind >/dev/null || { echo "valgrind not installed" >&2; exit 1; }

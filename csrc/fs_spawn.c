@@ -805,8 +805,10 @@ child_reset_signals(int restore)
 {
     int sig;
 #ifdef FS_RAW_SYSCALLS
-    struct fs_ksigaction sa, dfl;
-    memset(&dfl, 0, sizeof dfl);      /* SIG_DFL, no flags, empty mask */
+    /* SIG_DFL, no flags, empty mask. (An initializer, not memset(): at -O0
+     * that is a PLT call, and lazy binding would run the dynamic linker in
+     * the child.) */
+    struct fs_ksigaction sa, dfl = {0, 0, 0, 0};
 #else
     struct sigaction sa, dfl;
     memset(&dfl, 0, sizeof dfl);
@@ -1142,7 +1144,18 @@ struct fs_clone {
     fs_report rep;
     volatile pid_t word;    /* CLONE_CHILD_CLEARTID: 0 once it left */
     pid_t pid;
+    int reaped;             /* fs_clone_reaped(): its pid is no longer ours */
+    int *stack_busy;        /* the thread's stack header (below) */
 };
+
+/* At the low end of each thread's child stack, above the guard page (the
+ * child's stack grows down from the top and never gets there): whether a
+ * child runs on it now. A second spawn on the same thread meanwhile (which
+ * nothing should allow: the caller runs no Python code until the child
+ * has left) would take vfork rather than share the stack. */
+typedef struct {
+    int busy;
+} fs_stack_head;
 
 static pthread_key_t stack_key;
 static pthread_once_t stack_once = PTHREAD_ONCE_INIT;
@@ -1155,8 +1168,8 @@ guard_size(void)
     return page > 0 ? (size_t)page : 4096;
 }
 
-/* The mapping is [guard page][FS_CLONE_STACK usable]; `stack` is the
- * mapping's start. */
+/* The mapping is [guard page][fs_stack_head ... FS_CLONE_STACK]; `stack`
+ * is the mapping's start. */
 static void
 free_stack(void *stack)
 {
@@ -1226,6 +1239,12 @@ thread_child_stack(void)
     return stack;
 }
 
+static fs_stack_head *
+stack_head(char *stack)
+{
+    return (fs_stack_head *)(void *)(stack + guard_size());
+}
+
 static int
 clone_child(void *arg)
 {
@@ -1234,11 +1253,21 @@ clone_child(void *arg)
 }
 
 void
+fs_clone_reaped(fs_clone *cl)
+{
+    cl->reaped = 1;
+}
+
+void
 fs_clone_wait(fs_clone *cl)
 {
     pid_t v;
+    long wait_ns = 1000000;
+    /* Reaped: it is gone (and the pid may be somebody else's by now). */
+    if (cl->reaped)
+        return;
     while ((v = __atomic_load_n(&cl->word, __ATOMIC_ACQUIRE)) != 0) {
-        struct timespec ts = {0, 1000000};
+        struct timespec ts = {0, 0};
         siginfo_t si;
         /* Kernels before 4.8 leave the word alone when the child is killed
          * by a signal (and up to 5.16 when it dumps core): a child that is
@@ -1249,8 +1278,12 @@ fs_clone_wait(fs_clone *cl)
                 == -1 ? errno == ECHILD : si.si_pid == cl->pid)
             break;
         /* Not FUTEX_PRIVATE: mm_release() wakes with a shared-futex key. A
-         * timeout, so that no missed wake-up can hang the wait. */
+         * timeout (1 ms, growing to 64 ms for a child that stays, e.g. one
+         * stopped before exec), so that no missed wake-up can hang it. */
+        ts.tv_nsec = wait_ns;
         (void)syscall(SYS_futex, &cl->word, FUTEX_WAIT, v, &ts, NULL, 0);
+        if (wait_ns < 64000000)
+            wait_ns *= 2;
     }
 }
 
@@ -1268,7 +1301,7 @@ fs_spawn_clone(const fs_request *req, fs_result *res, fs_clone **out)
                       | FS_WANT_PIDFD))
         return FS_CLONE_UNAVAILABLE;
     stack = thread_child_stack();
-    if (stack == NULL)
+    if (stack == NULL || stack_head(stack)->busy)
         return FS_CLONE_UNAVAILABLE;
     cl = malloc(sizeof *cl);
     if (cl == NULL)
@@ -1282,6 +1315,8 @@ fs_spawn_clone(const fs_request *req, fs_result *res, fs_clone **out)
     cl->rep.step = FS_STEP_OK;
     cl->rep.err = 0;
     cl->word = 1;
+    cl->reaped = 0;
+    cl->stack_busy = &stack_head(stack)->busy;
     sigfillset(&all);
     if ((err = pthread_sigmask(SIG_BLOCK, &all, &cl->plan.old_mask)) != 0) {
         pid = -1;
@@ -1297,6 +1332,7 @@ fs_spawn_clone(const fs_request *req, fs_result *res, fs_clone **out)
     /* The child has its own fd table (no CLONE_FILES): our copies of its
      * ends can go now. The plan's memory stays until fs_clone_left(). */
     unplan(&cl->plan);
+    *cl->stack_busy = 1;
     cl->pid = pid;
     res->pid = pid;
     res->method = FS_VIA_VFORK;
@@ -1324,6 +1360,7 @@ fs_clone_left(fs_clone *cl, int *err)
     fs_clone_wait(cl);
     step = cl->rep.step;
     *err = cl->rep.err;
+    *cl->stack_busy = 0;
     free(cl);
     return step;
 }
@@ -1341,7 +1378,9 @@ spawn_clone_wait(const fs_request *req, fs_result *res, int *status,
         return rc;
     pid = res->pid;
     r = wait4(pid, status, 0, ru);
-    if (r != pid) {
+    if (r == pid)
+        fs_clone_reaped(cl);
+    else {
         /* Interrupted (signal handlers are to run, and they may do
          * anything), or SIGCHLD ignored: first let the child leave. */
         int e = errno;
@@ -1374,6 +1413,12 @@ fs_spawn_clone(const fs_request *req, fs_result *res, fs_clone **out)
     (void)res;
     *out = NULL;
     return FS_CLONE_UNAVAILABLE;
+}
+
+void
+fs_clone_reaped(fs_clone *cl)
+{
+    (void)cl;
 }
 
 void

@@ -132,13 +132,16 @@ int fs_spawn_wait(const fs_request *req, fs_result *res, int *status,
  * child reads (Python code: signal handlers, os.environ) and ends with
  * fs_clone_left(*out, &err), which waits likewise, frees *out and returns
  * the FS_STEP_* the child failed at (FS_STEP_OK: it exec'd; else it exits
- * with 127, and err is its errno). A failure known before any child (a bad
- * fd) comes back as from fs_spawn(), with *out NULL.
+ * with 127, and err is its errno). Once the caller has reaped the child it
+ * says so with fs_clone_reaped(*out) (the waits then end at once: the pid
+ * may be reused). A failure known before any child (a bad fd) comes back
+ * as from fs_spawn(), with *out NULL.
  */
 #define FS_CLONE_UNAVAILABLE (-2)
 typedef struct fs_clone fs_clone;
 int fs_spawn_clone(const fs_request *req, fs_result *res, fs_clone **out);
 void fs_clone_wait(fs_clone *cl);
+void fs_clone_reaped(fs_clone *cl);
 int fs_clone_left(fs_clone *cl, int *err);
 
 /* One wait4(pid, status, 0, ru), with the outcomes of *waited above:

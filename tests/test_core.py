@@ -1439,17 +1439,40 @@ def test_spawn_capture_child_failure(backend):
         os.waitpid(-1, os.WNOHANG)
 
 
+def test_spawn_capture_bad_input_fails_before_the_child(backend):
+    """A bad input (not bytes-like) for a piped stdin raises before any
+    child exists (taking its buffer may run Python code, which must not
+    run beside a clone child): nothing to settle, nothing left open."""
+    with pytest.raises(TypeError, match="bytes-like object is required"):
+        _capture(backend, [CAT], input=12345, stdin=K.STDIO_PIPE)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
 def test_spawn_capture_error_after_start_hands_back_child_and_fds(backend):
-    """A bad input (not bytes-like) fails once the child runs: the error,
-    the pid and the open fds come back for the caller to settle."""
-    res = _capture(backend, [CAT], input=12345, stdin=K.STDIO_PIPE)
+    """Something raising once the child runs (here a signal handler, while
+    the child still reads its stdin): the error, the pid and the open fds
+    come back for the caller to settle."""
+    def handler(s, f):
+        raise KeyError("boom")
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, 0.1)
+    try:
+        res = backend.spawn_capture(*_req(
+            SH, [b"sh", b"-c", b"sleep 5; cat"], stdin=K.STDIO_PIPE,
+            stdout=K.STDIO_PIPE), b"x" * (1 << 20))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+        signal.signal(signal.SIGALRM, old)
     pid, status, ru, out, err, step, errn, exc, fds = res
     assert step == K.STEP_OK and status is None
-    assert isinstance(exc, TypeError)
-    assert len(fds) == 3 and all(fd >= 0 for fd in fds)
+    assert isinstance(exc, KeyError)
+    assert len(fds) == 3 and fds[0] >= 0 and fds[1] >= 0 and fds[2] == -1
+    os.kill(pid, signal.SIGKILL)
+    assert os.waitpid(pid, 0)[1] == signal.SIGKILL
     for fd in fds:
-        os.close(fd)            # cat sees EOF on stdin and exits
-    assert os.waitpid(pid, 0)[1] == 0
+        if fd >= 0:
+            os.close(fd)
 
 
 def test_spawn_capture_refuses_pidfd(backend):

@@ -43,6 +43,7 @@ cdef extern from "fs_spawn.h" nogil:
         pass
     int fs_spawn_clone(const fs_request *req, fs_result *res, fs_clone **out)
     void fs_clone_wait(fs_clone *cl)
+    void fs_clone_reaped(fs_clone *cl)
     int fs_clone_left(fs_clone *cl, int *err)
     int fs_spawn_method(const fs_request *req)
     int fs_features()

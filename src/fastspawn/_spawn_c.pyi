@@ -114,9 +114,12 @@ def spawn_capture(
     * ``exc`` None: done; ``stdout``/``stderr`` as Communicator.output()
       gives them, ``status``/``rusage`` as spawn_wait() gives them;
     * ``exc`` set: something raised after the start (a signal handler, a
-      MemoryError, a bad ``input``): the child still runs, ``fds`` lists
-      the pipe ends still open (-1 for closed ones); the caller settles
-      the child, closes them and raises ``exc``.
+      MemoryError): the child still runs, ``fds`` lists the pipe ends
+      still open (-1 for closed ones); the caller settles the child,
+      closes them and raises ``exc``.
+
+    An ``input`` that is not bytes-like (with a STDIO_PIPE stdin) raises
+    TypeError before any child is started.
     """
 
 def spawn_method(

@@ -291,23 +291,45 @@ cdef class Communicator:
         self.has_view = False
         self.finished = False
         self.clone = NULL
+        if stdin_fd >= 0:
+            self._take_input(input)
+        self._attach(stdin_fd, stdout_fd, stderr_fd)
+
+    cdef int _take_input(self, input) except -1:
+        """Hold ``input``'s buffer (None: nothing to write). This may run
+        Python code (a __buffer__ method), so spawn_capture() does it before
+        the child exists."""
+        if input is None:
+            return 0
+        if not PyObject_CheckBuffer(input):
+            # subprocess's message: it takes memoryview(input).
+            raise TypeError("memoryview: a bytes-like object is "
+                            "required, not '%s'"
+                            % (<bytes>Py_TYPE(input).tp_name).decode())
+        PyObject_GetBuffer(input, &self.view, PyBUF_SIMPLE)
+        self.has_view = True
+        self.c.in_buf = <const char *>self.view.buf
+        self.c.in_len = <size_t>self.view.len
+        return 0
+
+    cdef int _attach(self, int stdin_fd, int stdout_fd,
+                     int stderr_fd) except -1:
+        """The child's pipes (-1: none); runs no Python code."""
+        cdef int err
         self.c.fd[0] = stdin_fd
         self.c.fd[1] = stdout_fd
         self.c.fd[2] = stderr_fd
         self.wanted[0] = stdout_fd >= 0
         self.wanted[1] = stderr_fd >= 0
-        if stdin_fd >= 0 and input is not None:
-            if not PyObject_CheckBuffer(input):
-                # subprocess's message: it takes memoryview(input).
-                raise TypeError("memoryview: a bytes-like object is "
-                                "required, not '%s'"
-                                % (<bytes>Py_TYPE(input).tp_name).decode())
-            PyObject_GetBuffer(input, &self.view, PyBUF_SIMPLE)
-            self.has_view = True
-            self.c.in_buf = <const char *>self.view.buf
-            self.c.in_len = <size_t>self.view.len
+        if stdin_fd < 0 and self.has_view:
+            PyBuffer_Release(&self.view)
+            self.has_view = False
+            self.c.in_buf = NULL
+            self.c.in_len = 0
         if fs_comm_start(&self.c) != 0:
-            PyErr_SetFromErrno(OSError)
+            err = errno
+            raise OSError(err, _strerror(err))
+        return 0
 
     def __dealloc__(self):
         if self.has_view:
@@ -375,7 +397,9 @@ cdef class Communicator:
             with nogil:
                 ev = fs_communicate(&self.c, dl)
                 err = errno
-                if self.clone != NULL and ev != FS_COMM_DONE:
+                if self.clone != NULL:
+                    # Costs nothing once it has exec'd (a load of 0); a
+                    # child fed by stdin alone may not have yet.
                     fs_clone_wait(self.clone)
             if fds is not None:
                 self._closed_here(fds)
@@ -442,9 +466,17 @@ def spawn_capture(path, argv, envp, int stdin, int stdout, int stderr,
     r = _Request()
     r.fill(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
            pgroup, umask, uid, gid, groups)
-    # Linux: the child is a clone beside us (fs_spawn.c), which we wait for
-    # here anyway: it reads ``r`` (and os.environ's C array) until it has
-    # exec'd, so every way out of this function first waits for that.
+    # Everything that allocates Python objects or may run Python code
+    # (input's __buffer__, a GC pass and its finalizers) comes first.
+    com = Communicator(-1, -1, -1, None)
+    if stdin == FS_STDIO_PIPE:
+        com._take_input(input)
+    fds = [-1, -1, -1]
+    exc = None
+    # Linux: the child is a clone beside us (fs_spawn.c). Until it has
+    # exec'd it reads ``r`` and os.environ's C array, so no Python code may
+    # run on this thread until Communicator.run() has waited for that, and
+    # every way out of here first waits for it.
     with nogil:
         rc = fs_spawn_clone(&r.req, &res, &cl)
         err = errno
@@ -457,11 +489,12 @@ def spawn_capture(path, argv, envp, int stdin, int stdout, int stderr,
     if res.err_step != FS_STEP_OK:
         return (-1, None, None, None, None, res.err_step, res.err_errno,
                 None, None)
-    exc = fds = None
     try:
-        fds = [res.pipes[0], res.pipes[1], res.pipes[2]]
-        com = Communicator(res.pipes[0], res.pipes[1], res.pipes[2], input)
+        fds[0] = res.pipes[0]
+        fds[1] = res.pipes[1]
+        fds[2] = res.pipes[2]
         com.clone = cl
+        com._attach(res.pipes[0], res.pipes[1], res.pipes[2])
         com.run(None, fds)
         out, err_out = com.output()
         with nogil:
@@ -469,9 +502,12 @@ def spawn_capture(path, argv, envp, int stdin, int stdout, int stderr,
             if cl != NULL and waited != 1:
                 fs_clone_wait(cl)     # _reap() may run signal handlers
         st, usage = _reap(res.pid, waited, &status, &ru)
+        if cl != NULL:
+            fs_clone_reaped(cl)
     except BaseException as e:
         exc = e
     if cl != NULL:
+        com.clone = NULL
         with nogil:
             step = fs_clone_left(cl, &err)
         if step != FS_STEP_OK and exc is None:
@@ -480,8 +516,6 @@ def spawn_capture(path, argv, envp, int stdin, int stdout, int stderr,
             return (-1, None, None, None, None, step, err, None, None)
     if exc is not None:
         # The caller decides the child's fate, closes the fds, re-raises.
-        if fds is None:
-            fds = [res.pipes[0], res.pipes[1], res.pipes[2]]
         return (res.pid, None, None, None, None, FS_STEP_OK, 0, exc, fds)
     return (res.pid, st, usage, out, err_out, FS_STEP_OK, 0, None, None)
 

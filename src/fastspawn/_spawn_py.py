@@ -320,6 +320,8 @@ def spawn_capture(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,
     _spawn_c.pyi."""
     if flags & WANT_PIDFD:
         raise OSError(EINVAL, os.strerror(EINVAL))
+    if stdin == STDIO_PIPE and input is not None:
+        memoryview(input)   # a bad input fails before the child, as in C
     res = spawn(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,
                 flags, pgroup, umask, uid, gid, groups)
     if res[6] != STEP_OK:

@@ -1443,8 +1443,10 @@ def test_spawn_capture_bad_input_fails_before_the_child(backend):
     """A bad input (not bytes-like) for a piped stdin raises before any
     child exists (taking its buffer may run Python code, which must not
     run beside a clone child): nothing to settle, nothing left open."""
-    with pytest.raises(TypeError, match="bytes-like object is required"):
+    with pytest.raises(TypeError) as exc:
         _capture(backend, [CAT], input=12345, stdin=K.STDIO_PIPE)
+    if sys.implementation.name == "cpython":    # memoryview()'s words
+        assert "bytes-like object is required" in str(exc.value)
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
 

@@ -70,8 +70,11 @@ run_asan() {
     [ -e "$asan" ] || { echo "libasan not found ($asan)" >&2; exit 1; }
     PRELOAD=$asan venv_with "$work/asan" FASTSPAWN_SANITIZE=address,undefined
     # The module must really be instrumented.
-    ldd "$work"/asan/lib/python3*/site-packages/fastspawn/_spawn_c*.so \
-        | grep -q libasan || { echo "extension not built with ASan" >&2; exit 1; }
+    # (ldd's output taken whole first: `ldd | grep -q` under pipefail fails
+    # whenever grep exits before ldd has written everything -- SIGPIPE.)
+    local libs
+    libs=$(ldd "$work"/asan/lib/python3*/site-packages/fastspawn/_spawn_c*.so)
+    grep -q libasan <<<"$libs" || { echo "extension not built with ASan" >&2; exit 1; }
     echo "== ASan + UBSan: C-backend tests =="
     # --capture=sys: a report goes to the real fd 2 (with pytest's fd-level
     # capture it would vanish with the halted process; ASan's log_path is

@@ -328,6 +328,11 @@ cdef class Communicator:
             self.c.in_len = 0
         if fs_comm_start(&self.c) != 0:
             err = errno
+            if self.clone != NULL:
+                # Raising allocates (and may run the GC): not beside a
+                # clone child that has not left yet.
+                with nogil:
+                    fs_clone_wait(self.clone)
             raise OSError(err, _strerror(err))
         return 0
 
@@ -499,8 +504,11 @@ def spawn_capture(path, argv, envp, int stdin, int stdout, int stderr,
         out, err_out = com.output()
         with nogil:
             waited = fs_reap(res.pid, &status, &ru)
-            if cl != NULL and waited != 1:
-                fs_clone_wait(cl)     # _reap() may run signal handlers
+            if cl != NULL:
+                if waited == 1:
+                    fs_clone_reaped(cl)
+                else:
+                    fs_clone_wait(cl)     # _reap() may run signal handlers
         st, usage = _reap(res.pid, waited, &status, &ru)
         if cl != NULL:
             fs_clone_reaped(cl)

@@ -113,10 +113,10 @@ int fs_spawn(const fs_request *req, fs_result *res);
  *       lost (as for waitpid() in subprocess, bpo-15756).
  * A request with an FS_STDIO_PIPE, or FS_WANT_PIDFD, fails with EINVAL:
  * nobody could read those pipes or use that pidfd before the child exits.
- * On Linux the child is a clone(CLONE_VM) running beside the waiting
- * thread, not a vfork child (one sleep per spawn instead of two; see
- * fs_spawn.c); FS_FORCE_VFORK / FS_PREFER_POSIX_SPAWN pick fs_spawn()'s
- * mechanisms instead, as does a missing FS_FEAT_CLONE_WAIT.
+ * Where FS_FEAT_CLONE_WAIT is set, the child is a clone(CLONE_VM) running
+ * beside the waiting thread, not a vfork child (one sleep per spawn
+ * instead of two; see fs_spawn.c); FS_FORCE_VFORK / FS_PREFER_POSIX_SPAWN
+ * pick fs_spawn()'s mechanisms instead.
  */
 struct rusage;
 int fs_spawn_wait(const fs_request *req, fs_result *res, int *status,
@@ -158,7 +158,9 @@ int fs_features(void);
 #define FS_FEAT_ADDCLOSEFROM 0x200
 #define FS_FEAT_PIDFD        0x400
 #define FS_FEAT_CLOSE_RANGE  0x800
-#define FS_FEAT_CLONE_WAIT   0x1000  /* fs_spawn_wait()'s clone child (not
-                                        under Valgrind: it would abort) */
+#define FS_FEAT_CLONE_WAIT   0x1000  /* the clone child of fs_spawn_wait()
+                                        and fs_spawn_clone(): x86-64 Linux,
+                                        glibc >= 2.25 or another libc, not
+                                        in ASan builds nor under Valgrind */
 
 #endif /* FASTSPAWN_FS_SPAWN_H */

@@ -299,6 +299,27 @@ unplan(fs_plan *plan)
     plan->n_owned = 0;
 }
 
+/* No child after all: close what the plan made, parent ends included, and
+ * forget the pid (errno kept). */
+static void
+discard(fs_plan *plan, fs_result *res)
+{
+    int i;
+    unplan(plan);
+    for (i = 0; i < 3; i++)
+        close_quietly(&res->pipes[i]);
+    res->pid = -1;
+}
+
+/* Reap a child that failed before or at exec (it exits with 127 at once). */
+static void
+reap_failed(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
+        ;
+}
+
 /* ---- the posix_spawn path ----------------------------------------------- */
 
 /* posix_spawn reports one errno for chdir and exec alike. Find out which:
@@ -695,6 +716,81 @@ c_setreuid(uid_t uid)
 #endif
 }
 
+#ifdef FS_HAVE_CLOSE_RANGE
+static long
+c_close_range(int lo, int hi)
+{
+#  ifdef FS_RAW_SYSCALLS
+    return RAW(SYS_close_range, lo, hi < 0 ? ~0U : (unsigned int)hi, 0, 0);
+#  else
+    return LIBC((int)syscall(SYS_close_range, (unsigned int)lo,
+                             hi < 0 ? ~0U : (unsigned int)hi, 0));
+#  endif
+}
+#endif
+
+/* How far a one-by-one close goes: the fd limit, at most 65536. */
+static int
+c_fd_limit(void)
+{
+    struct rlimit rl;
+    int max;
+#ifdef FS_RAW_SYSCALLS
+    max = 65536;
+    if (RAW(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) == 0
+            && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 65536)
+        max = (int)rl.rlim_cur;
+#else
+    max = (int)sysconf(_SC_OPEN_MAX);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+            && (long)rl.rlim_cur > max)
+        max = (int)rl.rlim_cur;
+    if (max < 0 || max > 65536)
+        max = 65536;
+#endif
+    return max;
+}
+
+/* sig's disposition (SIG_DFL, SIG_IGN or a handler) into *handler: 0, or
+ * -errno (libcs refuse the signals they use internally). */
+static long
+c_handler(int sig, void **handler)
+{
+#ifdef FS_RAW_SYSCALLS
+    struct fs_ksigaction sa;
+    long r = RAW(SYS_rt_sigaction, sig, NULL, &sa, 8);
+    if (r == 0)
+        *handler = sa.handler;
+    return r;
+#else
+    struct sigaction sa;
+    if (sigaction(sig, NULL, &sa) == -1)
+        return -(long)errno;
+    /* sa_handler and sa_sigaction share storage; SIG_DFL and SIG_IGN read
+     * the same through either. */
+    *handler = (void *)sa.sa_handler;
+    return 0;
+#endif
+}
+
+static void
+c_default(int sig)
+{
+#ifdef FS_RAW_SYSCALLS
+    /* SIG_DFL, no flags, empty mask. (An initializer, not memset(): at -O0
+     * that is a PLT call, and lazy binding would run the dynamic linker in
+     * the child.) */
+    struct fs_ksigaction dfl = {0, 0, 0, 0};
+    (void)RAW(SYS_rt_sigaction, sig, &dfl, NULL, 8);
+#else
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    (void)sigaction(sig, &dfl, NULL);
+#endif
+}
+
 static void
 c_setmask(const sigset_t *mask)
 {
@@ -760,39 +856,13 @@ child_clear_cloexec(int fd)
 static void
 child_close_range(int lo, int hi, int keep)
 {
-    int fd, max = 65536;
+    int fd, max;
 #ifdef FS_HAVE_CLOSE_RANGE
-    if (keep < lo || (hi >= 0 && keep > hi)) {
-#  ifdef FS_RAW_SYSCALLS
-        if (RAW(SYS_close_range, lo, hi < 0 ? ~0U : (unsigned int)hi,
-                0, 0) == 0)
-            return;
-#  else
-        if (syscall(SYS_close_range, (unsigned int)lo,
-                    hi < 0 ? ~0U : (unsigned int)hi, 0) == 0)
-            return;
-#  endif
-    }
+    if ((keep < lo || (hi >= 0 && keep > hi)) && c_close_range(lo, hi) == 0)
+        return;
 #endif
-    /* No close_range (or the error pipe sits inside): close one by one, up
-     * to the fd limit. */
-    {
-#ifdef FS_RAW_SYSCALLS
-        struct rlimit rl;
-        if (RAW(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) == 0
-                && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 65536)
-            max = (int)rl.rlim_cur;
-#else
-        struct rlimit rl;
-        long open_max = sysconf(_SC_OPEN_MAX);
-        if (open_max > 0 && open_max < max)
-            max = (int)open_max;
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0
-                && rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur > max
-                && rl.rlim_cur < 65536)
-            max = (int)rl.rlim_cur;
-#endif
-    }
+    /* No close_range (or the error pipe sits inside): close one by one. */
+    max = c_fd_limit();
     if (hi < 0 || hi >= max)
         hi = max - 1;
     for (fd = lo; fd <= hi; fd++)
@@ -804,33 +874,12 @@ static void
 child_reset_signals(int restore)
 {
     int sig;
-#ifdef FS_RAW_SYSCALLS
-    /* SIG_DFL, no flags, empty mask. (An initializer, not memset(): at -O0
-     * that is a PLT call, and lazy binding would run the dynamic linker in
-     * the child.) */
-    struct fs_ksigaction sa, dfl = {0, 0, 0, 0};
-#else
-    struct sigaction sa, dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-#endif
     for (sig = 1; sig < NSIG; sig++) {
-        void *handler;
+        void *handler = NULL;   /* set by c_handler() when it returns 0 */
         if (sig == SIGKILL || sig == SIGSTOP)
             continue;
-#ifdef FS_RAW_SYSCALLS
-        if (RAW(SYS_rt_sigaction, sig, NULL, &sa, 8) != 0)
+        if (c_handler(sig, &handler) != 0)
             continue;
-        handler = sa.handler;
-#else
-        /* libcs return EINVAL for signals they use internally: skip. */
-        if (sigaction(sig, NULL, &sa) == -1)
-            continue;
-        /* sa_handler and sa_sigaction share storage; SIG_DFL and SIG_IGN
-         * read the same through either. */
-        handler = (void *)sa.sa_handler;
-#endif
         if (handler == (void *)SIG_DFL)
             continue;
         if (handler == (void *)SIG_IGN) {
@@ -849,11 +898,7 @@ child_reset_signals(int restore)
         }
         /* A handler of the parent must never run in the child, which
          * shares the parent's memory: default it before unblocking. */
-#ifdef FS_RAW_SYSCALLS
-        (void)RAW(SYS_rt_sigaction, sig, &dfl, NULL, 8);
-#else
-        (void)sigaction(sig, &dfl, NULL);
-#endif
+        c_default(sig);
     }
 }
 
@@ -1024,9 +1069,7 @@ spawn_vfork(const fs_request *req, fs_plan *plan, fs_result *res)
     close_quietly(&errpipe[0]);
 #endif
     if (rep.step != FS_STEP_OK) {
-        int st;
-        while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
-            ;
+        reap_failed(pid);
         res->err_step = rep.step;
         res->err_errno = rep.err;
         return 0;
@@ -1065,13 +1108,8 @@ prepare(const fs_request *req, fs_plan *plan, fs_result *res)
             }
         }
     }
-    if (rc != 0) {
-        int saved = errno;
-        unplan(plan);
-        for (i = 0; i < 3; i++)
-            close_quietly(&res->pipes[i]);
-        errno = saved;
-    }
+    if (rc != 0)
+        discard(plan, res);
     return rc;
 }
 
@@ -1079,7 +1117,7 @@ int
 fs_spawn(const fs_request *req, fs_result *res)
 {
     fs_plan plan;
-    int i, rc, saved;
+    int rc;
 
     rc = prepare(req, &plan, res);
     if (rc != 0)
@@ -1088,15 +1126,11 @@ fs_spawn(const fs_request *req, fs_result *res)
         rc = spawn_posix(req, &plan, res);
     else
         rc = spawn_vfork(req, &plan, res);
-    saved = errno;
-    unplan(&plan);
     if (rc != 0 || res->err_step != FS_STEP_OK) {
-        for (i = 0; i < 3; i++)
-            close_quietly(&res->pipes[i]);
-        res->pid = -1;
-        errno = saved;
+        discard(&plan, res);
         return rc < 0 ? -1 : 0;
     }
+    unplan(&plan);
 #ifdef FS_HAVE_PIDFD
     if (req->flags & FS_WANT_PIDFD) {
         /* Race-free: the child is ours and not reaped yet. Failure (old
@@ -1110,27 +1144,29 @@ fs_spawn(const fs_request *req, fs_result *res)
 
 /* ---- the waiting spawn's concurrent child (Linux) ------------------------ *
  *
- * fs_spawn_wait() does not return before the child is gone, so it needs no
- * vfork suspension: it clone()s with CLONE_VM but without CLONE_VFORK and
- * goes straight to wait4(). The calling thread then sleeps once per spawn
- * instead of twice (once until the child execs, once until it exits), and
- * one scheduler round trip is a fifth of the parent's CPU per spawn here
- * (benchmarks/: spawn_cpu_vs_subprocess; a C loop of clone(CLONE_VM) +
- * wait4 costs ~20 us of parent CPU where vfork + wait4 costs ~26 us).
+ * fs_spawn_wait() and spawn_capture() (_spawn_c.pyx) do not return before
+ * the child is gone, so they need no vfork suspension: fs_spawn_clone()
+ * clone()s with CLONE_VM but without CLONE_VFORK, and the caller goes
+ * straight to wait4() or to the communicate loop. The calling thread then
+ * sleeps once per spawn instead of twice (once until the child execs, once
+ * until it exits), and one scheduler round trip is a fifth of the parent's
+ * CPU per spawn here (benchmarks/: spawn_cpu_vs_subprocess; a C loop of
+ * clone(CLONE_VM) + wait4 costs ~20 us of parent CPU where vfork + wait4
+ * costs ~26 us).
  *
  * What makes it safe, given that the child now runs beside the calling
  * thread in the same memory:
  *  - the child runs child_exec() exactly as after vfork (its contract
  *    holds), on a stack of its own (one per thread, kept for reuse), and
- *    reads only the request and plan, which live until this returns;
- *  - it writes only *rep and the calling thread's errno (the TLS is the
- *    thread's): the calling thread reads neither until the child is known
- *    to be gone from this memory -- wait4() reaped it, or the futex word
- *    that CLONE_CHILD_CLEARTID zeroes (the kernel's mm_release(), at exec
- *    and at exit) reads 0. Every path waits for that before returning;
- *  - in between, the calling thread only makes system calls whose outcome
- *    it judges without errno (a wait4() that did not reap is redone with
- *    WNOHANG once the word is 0).
+ *    reads only the request and plan, which live until fs_clone_left();
+ *  - it writes only *rep, and never errno: its calls are raw system calls
+ *    (FS_RAW_SYSCALLS), since it shares the calling thread's TLS, whose
+ *    errno the parent's wait4, futex and signal handlers write meanwhile;
+ *  - the calling thread runs no Python code (signal handlers, finalizers:
+ *    they could change os.environ, which the child may be reading, or
+ *    spawn again) until the child is known to be gone from this memory --
+ *    reaped, or the futex word that CLONE_CHILD_CLEARTID zeroes (the
+ *    kernel's mm_release(), at exec and at exit) reads 0: fs_clone_wait().
  * Signals are blocked around clone() as around vfork(), and the child
  * resets handlers before unblocking (it has its own copy: no CLONE_SIGHAND).
  */
@@ -1294,7 +1330,7 @@ fs_spawn_clone(const fs_request *req, fs_result *res, fs_clone **out)
     sigset_t all;
     char *stack;
     pid_t pid;
-    int rc, err, i;
+    int rc, err;
 
     *out = NULL;
     if (req->flags & (FS_FORCE_VFORK | FS_PREFER_POSIX_SPAWN
@@ -1340,9 +1376,7 @@ fs_spawn_clone(const fs_request *req, fs_result *res, fs_clone **out)
     return 0;
 
 fail:
-    unplan(&cl->plan);
-    for (i = 0; i < 3; i++)
-        close_quietly(&res->pipes[i]);
+    discard(&cl->plan, res);
     free(cl);
     /* Refused by a sandbox (seccomp) or an emulator: vfork from now on. */
     if (err == EINVAL || err == ENOSYS || err == EPERM) {
@@ -1363,45 +1397,6 @@ fs_clone_left(fs_clone *cl, int *err)
     *cl->stack_busy = 0;
     free(cl);
     return step;
-}
-
-static int
-spawn_clone_wait(const fs_request *req, fs_result *res, int *status,
-                 struct rusage *ru, int *waited)
-{
-    fs_clone *cl;
-    pid_t pid, r;
-    int rc, step, err;
-
-    rc = fs_spawn_clone(req, res, &cl);
-    if (cl == NULL)
-        return rc;
-    pid = res->pid;
-    r = wait4(pid, status, 0, ru);
-    if (r == pid)
-        fs_clone_reaped(cl);
-    else {
-        /* Interrupted (signal handlers are to run, and they may do
-         * anything), or SIGCHLD ignored: first let the child leave. */
-        int e = errno;
-        fs_clone_wait(cl);
-        r = e == ECHILD ? -1 : 0;
-    }
-    step = fs_clone_left(cl, &err);
-    if (step != FS_STEP_OK) {
-        /* It failed before or at exec and is exiting with 127. */
-        if (r == 0) {
-            int st;
-            while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
-                ;
-        }
-        res->pid = -1;
-        res->err_step = step;
-        res->err_errno = err;
-        return 0;
-    }
-    *waited = r == pid ? 1 : (r == 0 ? 0 : -1);
-    return 0;
 }
 
 #else  /* !FS_HAVE_CLONE_WAIT */
@@ -1437,6 +1432,44 @@ fs_clone_left(fs_clone *cl, int *err)
 
 #endif /* FS_HAVE_CLONE_WAIT */
 
+/* fs_spawn_wait() through the clone child: FS_CLONE_UNAVAILABLE when there
+ * is none for this request. */
+static int
+spawn_clone_wait(const fs_request *req, fs_result *res, int *status,
+                 struct rusage *ru, int *waited)
+{
+    fs_clone *cl;
+    pid_t pid, r;
+    int rc, step, err;
+
+    rc = fs_spawn_clone(req, res, &cl);
+    if (cl == NULL)
+        return rc;
+    pid = res->pid;
+    r = wait4(pid, status, 0, ru);
+    if (r == pid)
+        fs_clone_reaped(cl);
+    else {
+        /* Interrupted (signal handlers are to run, and they may do
+         * anything), or SIGCHLD ignored: first let the child leave. */
+        int e = errno;
+        fs_clone_wait(cl);
+        r = e == ECHILD ? -1 : 0;
+    }
+    step = fs_clone_left(cl, &err);
+    if (step != FS_STEP_OK) {
+        /* It failed before or at exec and is exiting with 127. */
+        if (r == 0)
+            reap_failed(pid);
+        res->pid = -1;
+        res->err_step = step;
+        res->err_errno = err;
+        return 0;
+    }
+    *waited = r == pid ? 1 : (r == 0 ? 0 : -1);
+    return 0;
+}
+
 int
 fs_spawn_wait(const fs_request *req, fs_result *res, int *status,
               struct rusage *ru, int *waited)
@@ -1454,13 +1487,11 @@ fs_spawn_wait(const fs_request *req, fs_result *res, int *status,
         errno = EINVAL;
         return -1;
     }
-#ifdef FS_HAVE_CLONE_WAIT
     {
         int rc = spawn_clone_wait(req, res, status, ru, waited);
         if (rc != FS_CLONE_UNAVAILABLE)
             return rc;
     }
-#endif
     if (fs_spawn(req, res) != 0)
         return -1;
     if (res->err_step != FS_STEP_OK)

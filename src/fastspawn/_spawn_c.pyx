@@ -138,30 +138,20 @@ cdef class _Request:
         return 0
 
 
-cdef int _spawn(fs_result *res, path, argv, envp, int stdin, int stdout,
-                int stderr, tuple pass_fds, cwd, int flags, int pgroup,
-                int umask, long long uid, long long gid,
-                groups) except -1:
-    """fs_spawn() with the GIL released; a failure of the parent raises."""
-    cdef _Request r = _Request()
-    cdef int rc, err
-    r.fill(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
-           pgroup, umask, uid, gid, groups)
-    with nogil:
-        rc = fs_spawn(&r.req, res)
-        err = errno
-    if rc != 0:
-        raise OSError(err, _strerror(err))
-    return 0
-
-
 def spawn(path, argv, envp, int stdin, int stdout, int stderr,
           tuple pass_fds, cwd, int flags, int pgroup, int umask, long long uid,
           long long gid, groups):
     """See _spawn_c.pyi."""
+    cdef _Request r = _Request()
     cdef fs_result res
-    _spawn(&res, path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,
-           flags, pgroup, umask, uid, gid, groups)
+    cdef int rc, err
+    r.fill(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
+           pgroup, umask, uid, gid, groups)
+    with nogil:
+        rc = fs_spawn(&r.req, &res)
+        err = errno
+    if rc != 0:
+        raise OSError(err, _strerror(err))
     return (res.pid, res.pidfd, res.pipes[0], res.pipes[1], res.pipes[2],
             res.method, res.err_step, res.err_errno)
 
@@ -321,11 +311,6 @@ cdef class Communicator:
         self.c.fd[2] = stderr_fd
         self.wanted[0] = stdout_fd >= 0
         self.wanted[1] = stderr_fd >= 0
-        if stdin_fd < 0 and self.has_view:
-            PyBuffer_Release(&self.view)
-            self.has_view = False
-            self.c.in_buf = NULL
-            self.c.in_len = 0
         if fs_comm_start(&self.c) != 0:
             err = errno
             if self.clone != NULL:

@@ -280,10 +280,15 @@ int main(int argc, char **argv) {
 """
 
 
+def find_cc():
+    """The C compiler tests build helpers with (cc, gcc, clang), or None."""
+    return shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+
+
 def build_echo(directory):
     """Compile ECHO_C into ``directory``; its path (str), or None when
     there is no C compiler."""
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    cc = find_cc()
     if cc is None:
         return None
     src = os.path.join(directory, "fsecho.c")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fsfault import find_cc
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "tests" / "c" / "child_calls.c"
@@ -22,10 +23,6 @@ pytestmark = [
     pytest.mark.skipif(not CSRC.exists(),
                        reason="needs the source tree's csrc/"),
 ]
-
-
-def _cc():
-    return shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
 
 
 AARCH64_SYSROOT = "/usr/aarch64-linux-gnu"
@@ -48,7 +45,7 @@ def _variants():
 
 @pytest.mark.parametrize("compiler, defines, extra", _variants())
 def test_child_calls_program(tmp_path, compiler, defines, extra):
-    cc = compiler or _cc()
+    cc = compiler or find_cc()
     if cc is None:
         pytest.skip("no C compiler")
     exe = tmp_path / "child_calls"

@@ -1171,8 +1171,9 @@ FEAT_CLONE_WAIT = 0x1000
 
 @pytest.fixture(params=[0, K.FORCE_VFORK], ids=["default", "vfork"])
 def wait_flags(request):
-    """spawn_wait() both ways: the default (on the C backend under Linux,
-    the clone child) and FORCE_VFORK (fs_spawn()'s vfork child)."""
+    """The waiting spawns (spawn_wait, spawn_capture) both ways: the
+    default (on the C backend under Linux, the clone child) and FORCE_VFORK
+    (fs_spawn()'s vfork child)."""
     return request.param
 
 
@@ -1408,10 +1409,10 @@ def _capture(backend, argv, input=None, **kw):
 
 @pytest.mark.parametrize("size", [0, 1, 255, 256, 257, 32768, 32769,
                                   3 * 65536 + 7])
-def test_spawn_capture_outputs_and_input(backend, size):
+def test_spawn_capture_outputs_and_input(backend, size, wait_flags):
     data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
     res = _capture(backend, [SH, b"-c", b"cat; printf e >&2; exit 5"],
-                   input=data, stdin=K.STDIO_PIPE)
+                   input=data, stdin=K.STDIO_PIPE, flags=wait_flags)
     pid, status, ru, out, err, step, errn, exc, fds = res
     assert (step, errn, exc, fds) == (K.STEP_OK, 0, None, None)
     assert out == data and err == b"e"
@@ -1423,16 +1424,17 @@ def test_spawn_capture_outputs_and_input(backend, size):
         os.waitpid(-1, os.WNOHANG)
 
 
-def test_spawn_capture_stdout_only_and_merged(backend):
+def test_spawn_capture_stdout_only_and_merged(backend, wait_flags):
     res = _capture(backend, [SH, b"-c", b"echo o; echo e >&2"],
-                   stderr=K.STDIO_STDOUT)
+                   stderr=K.STDIO_STDOUT, flags=wait_flags)
     assert res[3:5] == (b"o\ne\n", None)
-    res = _capture(backend, [SH, b"-c", b"echo o"], stderr=K.STDIO_INHERIT)
+    res = _capture(backend, [SH, b"-c", b"echo o"], stderr=K.STDIO_INHERIT,
+                   flags=wait_flags)
     assert res[3:5] == (b"o\n", None)
 
 
-def test_spawn_capture_child_failure(backend):
-    res = _capture(backend, [b"/nonexistent/fastspawn-x"])
+def test_spawn_capture_child_failure(backend, wait_flags):
+    res = _capture(backend, [b"/nonexistent/fastspawn-x"], flags=wait_flags)
     assert res[0] == -1 and (res[5], res[6]) == (K.STEP_EXEC, errno.ENOENT)
     assert res[7] is None and res[8] is None
     with pytest.raises(ChildProcessError):

@@ -15,6 +15,7 @@ Python's own. What it replaces is the machinery underneath:
 import codecs
 import errno
 import inspect
+import io
 import operator
 import os
 import signal
@@ -125,6 +126,28 @@ def _stdio_fd(fd):
     return fd
 
 
+def _close_quietly(fds):
+    for fd in fds:
+        try:
+            _close(fd)
+        except OSError:
+            pass
+
+
+def _close_all_raise(fds):
+    """Close every fd; then raise the first error, as subprocess's
+    _close_pipe_fds (an ExitStack) does."""
+    first = None
+    for fd in fds:
+        try:
+            _close(fd)
+        except BaseException as e:
+            if first is None:
+                first = e
+    if first is not None:
+        raise first
+
+
 def _decode_like_stream(data, encoding, errors):
     """``data`` as subprocess's text-mode pipe (a TextIOWrapper) reads it:
     through the codec's incremental decoder -- which, unlike
@@ -146,6 +169,64 @@ def _encode_env(env):
             raise ValueError("embedded null byte")
         out.append(k + b"=" + v)
     return out
+
+
+# ---- the fast construction path: what this Python's Popen.__init__ does --
+#
+# Popen.__init__ below does what subprocess's __init__, _get_handles,
+# _execute_child and _close_pipe_fds do for the common requests, in one
+# Python frame and one backend call; anything else is subprocess's own
+# __init__ (the slow path), which calls our _execute_child. What differs
+# between Python versions is read here, once, from the running stdlib.
+_INIT = _StdPopen.__init__
+# Keyword-only parameters of this Python's Popen (pipesize: 3.10+,
+# process_group: 3.11+) and their defaults.
+_KWONLY = {name: prm.default
+           for name, prm in inspect.signature(_INIT).parameters.items()
+           if prm.kind is prm.KEYWORD_ONLY}
+_HAS_PIPESIZE = "pipesize" in _KWONLY
+# 3.10+ resolves text mode's default encoding in __init__ (PEP 597) and
+# stores it in self.encoding; 3.9 leaves it None for TextIOWrapper.
+_RESOLVES_ENCODING = "_text_encoding" in _INIT.__code__.co_names
+_text_encoding = getattr(subprocess, "_text_encoding", None)
+_sp_cleanup = subprocess._cleanup
+_PIPE = subprocess.PIPE
+_DEVNULL = subprocess.DEVNULL
+_STDOUT = subprocess.STDOUT
+_io_open = io.open
+_TextIOWrapper = io.TextIOWrapper
+_Lock = threading.Lock
+_pipe = os.pipe
+_close = os.close
+# Methods the fast path does the work of: a subclass overriding one of
+# them gets subprocess's __init__, which calls it.
+_BYPASSED = ("_get_handles", "_execute_child", "_close_pipe_fds",
+             "_get_devnull")
+
+
+def _kw_fast(kw):
+    """Whether keyword-only arguments ``kw`` fit the fast path: only those
+    this Python's Popen has, with the values the fast path handles (user,
+    group and extra_groups unset, no pipesize, umask and process_group
+    ints). Anything else (an unknown name included) is for __init__'s slow
+    path, which accepts or refuses it as subprocess does."""
+    for name, value in kw.items():
+        if name not in _KWONLY:
+            return False
+        if name in ("encoding", "errors", "text"):
+            continue
+        if name == "umask":
+            if type(value) is not int:
+                return False
+        elif name == "process_group":
+            if value is not None and type(value) is not int:
+                return False
+        elif name == "pipesize":
+            if value is not None and value != -1:
+                return False
+        elif value is not None:      # user, group, extra_groups
+            return False
+    return True
 
 
 class Popen(_StdPopen):
@@ -200,15 +281,206 @@ class Popen(_StdPopen):
                 raise
             return (p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite)
 
-    def _execute_child(self, *params):
-        """Start the child through fastspawn's launch layer (POSIX)."""
-        p = dict(zip(_EXEC_PARAMS, params))
-        args = p["args"]
-        executable = p["executable"]
-        shell = p["shell"]
-        cwd = p["cwd"]
-        env = p["env"]
+    #: Whether this class may take the fast path (see __init_subclass__).
+    _fs_fast_class = True
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._fs_fast_class = all(getattr(cls, name) is getattr(Popen, name)
+                                 for name in _BYPASSED)
+
+    def __init__(self, args, bufsize=-1, executable=None,
+                 stdin=None, stdout=None, stderr=None,
+                 preexec_fn=None, close_fds=True,
+                 shell=False, cwd=None, env=None, universal_newlines=None,
+                 startupinfo=None, creationflags=0,
+                 restore_signals=True, start_new_session=False,
+                 pass_fds=(), **kw):
+        if (preexec_fn is not None or startupinfo is not None
+                or type(creationflags) is not int or creationflags
+                or type(bufsize) is not int
+                or (kw and not _kw_fast(kw))
+                or (pass_fds and not close_fds)
+                or stdin == _STDOUT or stdout == _STDOUT
+                or not self._fs_fast_class):
+            # Everything else: subprocess's own __init__ (its checks, its
+            # messages, its warnings), which calls our _execute_child.
+            _INIT(self, args, bufsize, executable, stdin, stdout, stderr,
+                  preexec_fn, close_fds, shell, cwd, env, universal_newlines,
+                  startupinfo, creationflags, restore_signals,
+                  start_new_session, pass_fds, **kw)
+            return
+        if kw:
+            encoding = kw.get("encoding")
+            errors = kw.get("errors")
+            text = kw.get("text")
+            umask = kw.get("umask", -1)
+            process_group = kw.get("process_group")
+        else:
+            encoding = errors = text = process_group = None
+            umask = -1
+
+        # What subprocess's __init__ does, in its order, for these requests.
+        _sp_cleanup()
+        self._waitpid_lock = _Lock()
+        self._input = None
+        self._communication_started = False
+        self.args = args
+        self.stdin = None
+        self.stdout = None
+        self.stderr = None
+        self.pid = None
+        self.returncode = None
+        self.encoding = encoding
+        self.errors = errors
+        if _HAS_PIPESIZE:
+            self.pipesize = -1
+        if (text is not None and universal_newlines is not None
+                and bool(universal_newlines) != bool(text)):
+            raise subprocess.SubprocessError(
+                'Cannot disambiguate when both text and universal_newlines '
+                'are supplied but different. Pass one or the other.')
+        text_mode = self.text_mode = (encoding or errors or text
+                                      or universal_newlines)
+        if text_mode and encoding is None and _RESOLVES_ENCODING:
+            self.encoding = encoding = _text_encoding()
+        self._sigint_wait_secs = 0.25
+        self._closed_child_pipe_fds = False
+        line_buffering = False
+        if text_mode and bufsize == 1:
+            line_buffering = True
+            bufsize = -1
+
+        # _get_handles, closing what it opened if a later stream fails.
+        p2cread = p2cwrite = c2pread = c2pwrite = errread = errwrite = -1
+        try:
+            if stdin is None:
+                pass
+            elif stdin == _PIPE:
+                p2cread, p2cwrite = _pipe()
+            elif stdin == _DEVNULL:
+                p2cread = self._get_devnull()
+            elif isinstance(stdin, int):
+                p2cread = stdin
+            else:
+                p2cread = stdin.fileno()
+            if stdout is None:
+                pass
+            elif stdout == _PIPE:
+                c2pread, c2pwrite = _pipe()
+            elif stdout == _DEVNULL:
+                c2pwrite = self._get_devnull()
+            elif isinstance(stdout, int):
+                c2pwrite = stdout
+            else:
+                c2pwrite = stdout.fileno()
+            if stderr is None:
+                pass
+            elif stderr == _PIPE:
+                errread, errwrite = _pipe()
+            elif stderr == _STDOUT:
+                errwrite = (c2pwrite if c2pwrite != -1
+                            else sys.__stdout__.fileno())
+            elif stderr == _DEVNULL:
+                errwrite = self._get_devnull()
+            elif isinstance(stderr, int):
+                errwrite = stderr
+            else:
+                errwrite = stderr.fileno()
+        except BaseException:
+            made = []
+            if stdin == _PIPE:
+                made += (p2cread, p2cwrite)
+            if stdout == _PIPE:
+                made += (c2pread, c2pwrite)
+            if hasattr(self, "_devnull"):
+                made.append(self._devnull)
+                del self._devnull
+            _close_quietly(made)
+            raise
+
+        try:
+            # Wrapped before the child starts, as subprocess does (a bad
+            # encoding fails here, with no child).
+            if p2cwrite != -1:
+                self.stdin = _io_open(p2cwrite, 'wb', bufsize)
+                if text_mode:
+                    self.stdin = _TextIOWrapper(
+                        self.stdin, write_through=True,
+                        line_buffering=line_buffering,
+                        encoding=encoding, errors=errors)
+            if c2pread != -1:
+                self.stdout = _io_open(c2pread, 'rb', bufsize)
+                if text_mode:
+                    self.stdout = _TextIOWrapper(self.stdout,
+                                                 encoding=encoding,
+                                                 errors=errors)
+            if errread != -1:
+                self.stderr = _io_open(errread, 'rb', bufsize)
+                if text_mode:
+                    self.stderr = _TextIOWrapper(self.stderr,
+                                                 encoding=encoding,
+                                                 errors=errors)
+            self._fs_start(args, executable, close_fds, pass_fds, cwd, env,
+                           shell, p2cread, c2pwrite, errwrite,
+                           restore_signals, None, None, None, umask,
+                           start_new_session,
+                           -1 if process_group is None else process_group,
+                           None)
+            # _close_pipe_fds: the child's ends (and /dev/null) are its now.
+            devnull_fd = getattr(self, "_devnull", None)
+            ends = []
+            if p2cread != -1 and p2cwrite != -1 and p2cread != devnull_fd:
+                ends.append(p2cread)
+            if c2pwrite != -1 and c2pread != -1 and c2pwrite != devnull_fd:
+                ends.append(c2pwrite)
+            if errwrite != -1 and errread != -1 and errwrite != devnull_fd:
+                ends.append(errwrite)
+            if devnull_fd is not None:
+                ends.append(devnull_fd)
+            self._closed_child_pipe_fds = True
+            _close_all_raise(ends)
+        except BaseException:
+            # subprocess's clean-up when the child failed to start.
+            for f in filter(None, (self.stdin, self.stdout, self.stderr)):
+                try:
+                    f.close()
+                except OSError:
+                    pass
+            if not self._closed_child_pipe_fds:
+                made = []
+                if stdin == _PIPE:
+                    made.append(p2cread)
+                if stdout == _PIPE:
+                    made.append(c2pwrite)
+                if stderr == _PIPE:
+                    made.append(errwrite)
+                if hasattr(self, "_devnull"):
+                    made.append(self._devnull)
+                _close_quietly(made)
+            raise
+
+    __init__.__doc__ = _INIT.__doc__
+    __init__.__signature__ = inspect.signature(_INIT)
+
+    def _execute_child(self, *params):
+        """Start the child through fastspawn's launch layer (POSIX): what
+        subprocess's __init__ calls on the slow path."""
+        p = dict(zip(_EXEC_PARAMS, params))
+        self._fs_start(p["args"], p["executable"], p["close_fds"],
+                       p["pass_fds"], p["cwd"], p["env"], p["shell"],
+                       p["p2cread"], p["c2pwrite"], p["errwrite"],
+                       p["restore_signals"], p["gid"], p["gids"], p["uid"],
+                       p["umask"], p["start_new_session"],
+                       p.get("process_group", -1), p["preexec_fn"])
+        self._close_pipe_fds(p["p2cread"], p["p2cwrite"], p["c2pread"],
+                             p["c2pwrite"], p["errread"], p["errwrite"])
+
+    def _fs_start(self, args, executable, close_fds, pass_fds, cwd, env,
+                  shell, p2cread, c2pwrite, errwrite, restore_signals, gid,
+                  gids, uid, umask, start_new_session, pgroup, preexec_fn):
+        """subprocess's _execute_child up to the child's start, on the
+        launch layer; sets pid (and the pidfd)."""
         # Exactly subprocess's normalisation of args/executable.
         if isinstance(args, (str, bytes)):
             args = [args]
@@ -228,28 +500,23 @@ class Popen(_StdPopen):
 
         sys.audit("subprocess.Popen", executable, args, cwd, env)
 
-        orig_executable = executable
         envp = None if env is None else _encode_env(env)
         argv = encode_argv(args)
         exe = fsencode(executable)
         cwd_b = None if cwd is None else fsencode(cwd)
 
-        p2cread = _stdio_fd(p["p2cread"])
-        c2pwrite = _stdio_fd(p["c2pwrite"])
-        errwrite = _stdio_fd(p["errwrite"])
+        p2cread = _stdio_fd(p2cread)
+        c2pwrite = _stdio_fd(c2pwrite)
+        errwrite = _stdio_fd(errwrite)
         flags = _WANT_PIDFD
-        if p["close_fds"]:
+        if close_fds:
             flags |= CLOSE_FDS
-        if p["restore_signals"]:
+        if restore_signals:
             flags |= RESTORE_SIGNALS
-        if p["start_new_session"]:
+        if start_new_session:
             flags |= SETSID
-        pgroup = p.get("process_group", -1)
         pgroup = -1 if pgroup is None else _c_int(pgroup)
-        umask = _c_int(p["umask"])
-        gid = p["gid"]
-        gids = p["gids"]
-        uid = p["uid"]
+        umask = _c_int(umask)
         # uid_t/gid_t are unsigned 32-bit: ids up to 2**32-1 are valid
         # ((uid_t)-1: "no change"). Beyond that, _posixsubprocess's
         # converters raise (with these very messages); the C request would
@@ -258,16 +525,24 @@ class Popen(_StdPopen):
             for g in gids:
                 if g > _ID_MAX:
                     raise _group_overflow(g)
-        if gid is not None and gid > _ID_MAX:
+            gids = tuple(gids)
+        if gid is None:
+            gid = -1
+        elif gid > _ID_MAX:
             raise _id_overflow("gid", gid)
-        if uid is not None and uid > _ID_MAX:
+        if uid is None:
+            uid = -1
+        elif uid > _ID_MAX:
             raise _id_overflow("uid", uid)
-        # subprocess's set(pass_fds) first: its TypeError for a non-iterable
-        # (map()'s differs on PyPy).
-        pass_fds = tuple(sorted(set(map(int, set(p["pass_fds"])))))
-        if pass_fds and (pass_fds[0] < 0 or pass_fds[-1] > _KEEP_FD_MAX):
-            raise ValueError("bad value(s) in fds_to_keep")   # fork_exec's
-        self._fs_lock = threading.Lock()
+        if pass_fds:
+            # subprocess's set(pass_fds) first: its TypeError for a
+            # non-iterable (map()'s differs on PyPy).
+            pass_fds = tuple(sorted(set(map(int, set(pass_fds)))))
+            if pass_fds[0] < 0 or pass_fds[-1] > _KEEP_FD_MAX:
+                raise ValueError("bad value(s) in fds_to_keep")  # fork_exec's
+        else:
+            pass_fds = ()
+        self._fs_lock = _Lock()
 
         self._fs_t0 = _monotonic()
         res = launch(
@@ -276,18 +551,12 @@ class Popen(_StdPopen):
             stdout=c2pwrite if c2pwrite != -1 else STDIO_INHERIT,
             stderr=errwrite if errwrite != -1 else STDIO_INHERIT,
             pass_fds=pass_fds, cwd=cwd_b, cwd_for_error=cwd, flags=flags,
-            pgroup=pgroup,
-            umask=umask,
-            uid=-1 if uid is None else uid,
-            gid=-1 if gid is None else gid,
-            groups=None if gids is None else tuple(gids),
-            preexec_fn=p["preexec_fn"], filename=orig_executable)
+            pgroup=pgroup, umask=umask, uid=uid, gid=gid, groups=gids,
+            preexec_fn=preexec_fn, filename=executable)
         self.pid = res[0]
         self._fs_pidfd = res[1]
         self._fs_method = res[5]
         self._child_created = True
-        self._close_pipe_fds(p["p2cread"], p["p2cwrite"], p["c2pread"],
-                             p["c2pwrite"], p["errread"], p["errwrite"])
 
     # ---- waiting -------------------------------------------------------------
 
@@ -329,7 +598,19 @@ class Popen(_StdPopen):
     def _wait(self, timeout):
         """wait() with a timeout sleeps until the child exits (pidfd poll,
         or kqueue) instead of sleep-polling waitpid."""
-        if (timeout is None or self.returncode is not None
+        if timeout is None:
+            # subprocess's blocking wait, without its loop's extra frames.
+            while self.returncode is None:
+                with self._waitpid_lock:
+                    if self.returncode is not None:
+                        break   # another thread waited
+                    pid, sts = self._try_wait(0)
+                    # waitpid has been seen to return 0 without WNOHANG
+                    # (bpo-14396): subprocess loops, and so do we.
+                    if pid == self.pid:
+                        self._handle_exitstatus(sts)
+            return self.returncode
+        if (self.returncode is not None
                 or (self._fs_pidfd < 0 and not _procwait.EVENT_DRIVEN)):
             return super()._wait(timeout)
         endtime = _monotonic() + timeout

@@ -663,7 +663,8 @@ def test_audit_event_subprocess_popen(func, args, kw):
 
 
 def _has_pidfd(p):
-    return getattr(p, "_fs_pidfd", -1) >= 0
+    """Whether ``p`` can have a pidfd (opened on first need)."""
+    return p._fs_get_pidfd() >= 0
 
 
 def test_wait_timeout_returns_promptly_on_exit():
@@ -780,3 +781,82 @@ def test_send_signal_after_external_reap_plain():
     p.kill()
     assert p.returncode == 0
     assert p.wait(timeout=1) == 0
+
+
+needs_pidfd = pytest.mark.skipif(
+    getattr(os, "pidfd_open", None) is None
+    or getattr(signal, "pidfd_send_signal", None) is None,
+    reason="no pidfds here")
+
+
+@needs_pidfd
+def test_pidfd_is_opened_on_first_need_only():
+    """No pidfd per child (it costs more than Popen's Python code): the
+    first wait with a timeout or signal opens it; the reap closes it."""
+    p = fastspawn.Popen(["sleep", "30"])
+    assert p._fs_pidfd == -1
+    with pytest.raises(subprocess.TimeoutExpired):
+        p.wait(timeout=0.01)
+    fd = p._fs_pidfd
+    assert fd >= 0
+    p.kill()
+    assert p.wait() == -signal.SIGKILL
+    assert p._fs_pidfd == _popen._PIDFD_GONE
+    with pytest.raises(OSError):
+        os.fstat(fd)            # closed with the reap
+
+
+@needs_pidfd
+def test_send_signal_after_external_reap_before_any_pidfd(monkeypatch):
+    """The child was reaped by somebody else before fastspawn ever opened
+    its pidfd, and poll() cannot learn it (the waitpid lock is held): the
+    pidfd opened now fails (ESRCH), so nothing is signalled -- neither
+    through a pidfd nor through os.kill(), which subprocess would call on a
+    pid that may belong to another process."""
+    p = fastspawn.Popen(["sleep", "30"])
+    assert p._fs_pidfd == -1
+    os.kill(p.pid, signal.SIGKILL)
+    os.waitpid(p.pid, 0)                    # the external reap
+    kills, sent = [], []
+    monkeypatch.setattr(os, "kill", lambda *a: kills.append(a))
+    monkeypatch.setattr(_popen, "_pidfd_send_signal",
+                        lambda *a: sent.append(a))
+    assert p._waitpid_lock.acquire(False)
+    try:
+        p.send_signal(signal.SIGTERM)
+        p.terminate()
+        p.kill()
+        assert p.returncode is None
+    finally:
+        p._waitpid_lock.release()
+    monkeypatch.undo()
+    assert kills == [] and sent == []
+    assert p._fs_pidfd == _popen._PIDFD_GONE
+    assert p.wait(timeout=1) == 0       # the status is lost: subprocess's 0
+
+
+@needs_pidfd
+def test_lazily_opened_pidfd_must_name_our_child():
+    """A pid reused by another process after an external reap: its pidfd
+    opens, but names no child of ours, so it is refused."""
+    if getattr(os, "P_PIDFD", None) is None:
+        pytest.skip("no waitid(P_PIDFD) here")
+    fd = os.pidfd_open(os.getppid())        # some process, not our child
+    try:
+        assert not _popen._pidfd_names_our_child(fd)
+    finally:
+        os.close(fd)
+    with fastspawn.Popen(["sleep", "30"]) as p:
+        fd = os.pidfd_open(p.pid)
+        try:
+            assert _popen._pidfd_names_our_child(fd)
+            p.kill()
+            p._waitpid_lock.acquire()
+            try:
+                wait_exited(p.pid)
+                # exited, not reaped: still ours
+                assert _popen._pidfd_names_our_child(fd)
+            finally:
+                p._waitpid_lock.release()
+        finally:
+            os.close(fd)

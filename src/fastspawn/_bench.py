@@ -583,6 +583,31 @@ def probe_timeout(ctx):
             {n: summarize(d, 1e3) for n, d in base.items()}, hidden=True)
 
 
+def probe_popen(ctx):
+    """The Popen path (what install() gives every library and asyncio):
+    Popen([static true]).wait(), and Popen with stdout and stderr pipes
+    then communicate(), parent CPU and wall."""
+    argv = [ctx.tools.true]
+    pipe = subprocess.PIPE
+
+    def wait(popen):
+        return lambda: popen(argv).wait()
+
+    def comm(popen):
+        return lambda: popen(argv, stdout=pipe, stderr=pipe).communicate()
+    for rid, make, label in (
+            ("popen_wait", wait,
+             f"Popen([{ctx.tools.true_label}]).wait()"),
+            ("popen_communicate", comm,
+             f"Popen([{ctx.tools.true_label}], stdout=PIPE, stderr=PIPE)"
+             ".communicate()")):
+        cont = {SP: make(subprocess.Popen)}
+        cont.update(ctx.fs(lambda m: make(m.Popen)))
+        res = interleave(cont, ctx.rounds(15), batch=20, warmup=3)
+        ctx.add_timed(rid + ".cpu", label, res, metric="parent CPU")
+        ctx.add_timed(rid + ".wall", label, res, metric="wall", hidden=True)
+
+
 def probe_fanout(ctx):
     n = int(ctx.settings.get("fanout", 200))
     argv = [ctx.tools.true]
@@ -811,6 +836,7 @@ PROBES = {
     "capture_outerr": ("large capture, stdout+stderr", probe_capture_outerr),
     "roundtrip": ("stdin->stdout round trip", probe_roundtrip),
     "timeout": ("timeout overhead", probe_timeout),
+    "popen": ("spawn+wait and communicate, Popen", probe_popen),
     "fanout": ("fan-out", probe_fanout),
     "big_parent": ("large parent (in-process)", probe_big_parent_inproc),
     "heap": ("large parent vs small parent (child interpreters)",
@@ -818,7 +844,7 @@ PROBES = {
     "rss": ("peak RSS of a capture", probe_rss),
 }
 
-CLI_PROBES = ["spawn", "spawnv", "capture_small", "capture_out",
+CLI_PROBES = ["spawn", "spawnv", "capture_small", "popen", "capture_out",
               "capture_outerr", "roundtrip", "timeout", "fanout",
               "big_parent", "rss"]
 
@@ -899,6 +925,19 @@ CHECKS = {
     "big_parent_flat": (
         "spawn+wait wall, 2 GiB parent / small parent, C",
         ["heap"], _value("heap.flat", FC)),
+    "popen_wait_cpu_vs_subprocess": (
+        "parent CPU of Popen([static true]).wait(): C / subprocess",
+        ["popen"], _ratio("popen_wait.cpu", FC, SP)),
+    "popen_communicate_cpu_vs_subprocess": (
+        "parent CPU of Popen(stdout=PIPE, stderr=PIPE).communicate(): "
+        "C / subprocess",
+        ["popen"], _ratio("popen_communicate.cpu", FC, SP)),
+    "popen_wait_cpu_pure_vs_subprocess": (
+        "parent CPU of Popen([static true]).wait(): pure / subprocess",
+        ["popen"], _ratio("popen_wait.cpu", FP, SP)),
+    "fanout_cpu_vs_subprocess": (
+        "200 x Popen then wait all, parent CPU: C / subprocess",
+        ["fanout"], _ratio("fanout.cpu", FC, SP)),
     "fanout_wall_vs_subprocess": (
         "200 x Popen then wait all, wall: C / subprocess",
         ["fanout"], _ratio("fanout.wall", FC, SP)),

@@ -4,7 +4,7 @@ child), applies the PATH rule, and raises child failures as exceptions."""
 from . import _backend, _execpath
 from ._constants import STEP_OK
 
-__all__ = ["launch", "launch_capture", "launch_wait"]
+__all__ = ["launch", "start", "launch_capture", "launch_wait"]
 
 _candidates = _execpath.candidates
 _child_error = _execpath.child_error
@@ -22,7 +22,18 @@ def launch(file, argv, envp, *, search=False, path_env=None,
     OSError (or SubprocessError for a failing preexec_fn) otherwise, naming
     ``filename`` (default: ``file``) / ``cwd_for_error`` (default: cwd).
     """
-    paths = _candidates(file, path_env) if search else file
+    return start(_candidates(file, path_env) if search else file, argv,
+                 envp, stdin, stdout, stderr, pass_fds, cwd, flags, pgroup,
+                 umask, uid, gid, groups, preexec_fn,
+                 file if filename is None else filename,
+                 cwd if cwd_for_error is None else cwd_for_error)
+
+
+def start(paths, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
+          pgroup, umask, uid, gid, groups, preexec_fn, filename,
+          cwd_for_error):
+    """:func:`launch` with every argument given, in order (Popen's path):
+    ``paths`` is one path or the PATH candidates (_execpath.candidates)."""
     if preexec_fn is None:
         res = _backend.impl.spawn(paths, argv, envp, stdin, stdout, stderr,
                                   pass_fds, cwd, flags, pgroup, umask, uid,
@@ -33,9 +44,7 @@ def launch(file, argv, envp, *, search=False, path_env=None,
                         cwd, flags, pgroup, umask, uid, gid, groups,
                         preexec_fn)
     if res[6] != STEP_OK:
-        raise _child_error(res[6], res[7],
-                           file if filename is None else filename,
-                           cwd if cwd_for_error is None else cwd_for_error)
+        raise _child_error(res[6], res[7], filename, cwd_for_error)
     return res
 
 

@@ -23,14 +23,16 @@ import struct
 import subprocess
 import sys
 import threading
+from resource import struct_rusage as _struct_rusage
 from time import monotonic as _monotonic
 
 from . import _backend, _procwait
 from ._constants import (
-    CLOSE_FDS, RESTORE_SIGNALS, SETSID, STDIO_INHERIT, WANT_PIDFD,
+    CLOSE_FDS, RESTORE_SIGNALS, SETSID,
 )
 from ._encode import encode_argv, fsencode
-from ._launch import launch
+from ._execpath import candidates as _candidates
+from ._launch import start as _start
 
 __all__ = ["Popen"]
 
@@ -43,6 +45,25 @@ _EXEC_PARAMS = tuple(
     inspect.signature(_StdPopen._execute_child).parameters)[1:]
 
 _pidfd_send_signal = getattr(signal, "pidfd_send_signal", None)
+_pidfd_open = getattr(os, "pidfd_open", None)
+_P_PIDFD = getattr(os, "P_PIDFD", None)
+# Popen._fs_pidfd: -1 none opened (yet), >= 0 the fd, _PIDFD_GONE the
+# child was reaped (by us: the fd is closed; or by somebody else).
+_PIDFD_GONE = -2
+
+
+def _pidfd_names_our_child(fd):
+    """Whether pidfd ``fd`` names a child of ours not reaped yet (exited
+    or not). Kernels without waitid(P_PIDFD) (< 5.4) cannot tell: yes."""
+    if _P_PIDFD is None:
+        return True
+    try:
+        os.waitid(_P_PIDFD, fd, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    except OSError:
+        return True
+    return True
 _ID_MAX = 2 ** 32 - 1
 _LONG_MAX = 2 ** (8 * struct.calcsize("l") - 1) - 1
 
@@ -82,7 +103,6 @@ else:
 
 _UNIX_SHELL = ("/system/bin/sh" if hasattr(sys, "getandroidapilevel")
                else "/bin/sh")
-_WANT_PIDFD = WANT_PIDFD if sys.platform.startswith("linux") else 0
 
 
 # _posixsubprocess.fork_exec parses its fd, umask and process-group
@@ -238,8 +258,22 @@ class Popen(_StdPopen):
     _fs_comm = None
     _fs_t0 = None
 
-    #: The child's ``resource.struct_rusage`` (from wait4) once reaped.
-    rusage = None
+    # The child's rusage from wait4: a backend RawRusage until asked for.
+    _fs_rusage = None
+
+    @property
+    def rusage(self):
+        """The child's ``resource.struct_rusage`` (from wait4) once
+        reaped, else None."""
+        ru = self._fs_rusage
+        if ru is not None and type(ru) is not _struct_rusage:
+            ru = self._fs_rusage = ru.value()
+        return ru
+
+    @rusage.setter
+    def rusage(self, value):
+        self._fs_rusage = value
+
     #: Seconds from spawn to reap (monotonic clock) once reaped.
     duration = None
     _fs_method = 0
@@ -439,7 +473,8 @@ class Popen(_StdPopen):
             if devnull_fd is not None:
                 ends.append(devnull_fd)
             self._closed_child_pipe_fds = True
-            _close_all_raise(ends)
+            if ends:
+                _close_all_raise(ends)
         except BaseException:
             # subprocess's clean-up when the child failed to start.
             for f in filter(None, (self.stdin, self.stdout, self.stderr)):
@@ -480,9 +515,11 @@ class Popen(_StdPopen):
                   shell, p2cread, c2pwrite, errwrite, restore_signals, gid,
                   gids, uid, umask, start_new_session, pgroup, preexec_fn):
         """subprocess's _execute_child up to the child's start, on the
-        launch layer; sets pid (and the pidfd)."""
+        launch layer; sets pid."""
         # Exactly subprocess's normalisation of args/executable.
-        if isinstance(args, (str, bytes)):
+        if type(args) is list:
+            args = list(args)
+        elif isinstance(args, (str, bytes)):
             args = [args]
         elif isinstance(args, os.PathLike):
             if shell:
@@ -502,21 +539,30 @@ class Popen(_StdPopen):
 
         envp = None if env is None else _encode_env(env)
         argv = encode_argv(args)
-        exe = fsencode(executable)
+        exe = argv[0] if executable is args[0] else fsencode(executable)
         cwd_b = None if cwd is None else fsencode(cwd)
 
-        p2cread = _stdio_fd(p2cread)
-        c2pwrite = _stdio_fd(c2pwrite)
-        errwrite = _stdio_fd(errwrite)
-        flags = _WANT_PIDFD
+        # -1 (inherit) needs no check; an fd >= 0 goes to the child as is.
+        if p2cread != -1:
+            p2cread = _stdio_fd(p2cread)
+        if c2pwrite != -1:
+            c2pwrite = _stdio_fd(c2pwrite)
+        if errwrite != -1:
+            errwrite = _stdio_fd(errwrite)
+        # No pidfd here: it is opened when first needed (_fs_get_pidfd).
+        flags = 0
         if close_fds:
             flags |= CLOSE_FDS
         if restore_signals:
             flags |= RESTORE_SIGNALS
         if start_new_session:
             flags |= SETSID
-        pgroup = -1 if pgroup is None else _c_int(pgroup)
-        umask = _c_int(umask)
+        if pgroup is None:
+            pgroup = -1
+        elif pgroup != -1:
+            pgroup = _c_int(pgroup)
+        if umask != -1:
+            umask = _c_int(umask)
         # uid_t/gid_t are unsigned 32-bit: ids up to 2**32-1 are valid
         # ((uid_t)-1: "no change"). Beyond that, _posixsubprocess's
         # converters raise (with these very messages); the C request would
@@ -544,19 +590,49 @@ class Popen(_StdPopen):
             pass_fds = ()
         self._fs_lock = _Lock()
 
+        paths = _candidates(exe, env)
         self._fs_t0 = _monotonic()
-        res = launch(
-            exe, argv, envp, search=True, path_env=env,
-            stdin=p2cread if p2cread != -1 else STDIO_INHERIT,
-            stdout=c2pwrite if c2pwrite != -1 else STDIO_INHERIT,
-            stderr=errwrite if errwrite != -1 else STDIO_INHERIT,
-            pass_fds=pass_fds, cwd=cwd_b, cwd_for_error=cwd, flags=flags,
-            pgroup=pgroup, umask=umask, uid=uid, gid=gid, groups=gids,
-            preexec_fn=preexec_fn, filename=executable)
+        # (subprocess's -1 for an fd is STDIO_INHERIT.)
+        res = _start(paths, argv, envp, p2cread, c2pwrite, errwrite,
+                     pass_fds, cwd_b, flags, pgroup, umask, uid, gid, gids,
+                     preexec_fn, executable, cwd)
         self.pid = res[0]
-        self._fs_pidfd = res[1]
         self._fs_method = res[5]
         self._child_created = True
+
+    # ---- the pidfd -------------------------------------------------------------
+    #
+    # Opening a pidfd for every child costs more than all of Popen's Python
+    # code (an inode and a file in the kernel's pidfs, ~6 us here: the
+    # popen_wait benchmark), and most children never need one. So it is
+    # opened the first time a wait with a timeout or a signal needs it, and
+    # then checked to still name our unreaped child: a pid that somebody
+    # else reaped (os.waitpid(-1), SIGCHLD ignored) fails pidfd_open with
+    # ESRCH, or, if already reused by another process, is not our child
+    # (waitid on the pidfd: ECHILD). Either way the child is gone and is
+    # never signalled. (Only a pid reused by another child of ours in that
+    # window would pass, which takes a full wrap of the pid space.)
+
+    def _fs_get_pidfd(self):
+        """The child's pidfd (opened now if need be), _PIDFD_GONE if the
+        child is known to have been reaped, or -1 where pidfds are missing
+        or none could be opened (EMFILE): callers fall back to the pid."""
+        with self._fs_lock:
+            fd = self._fs_pidfd
+            if fd != -1 or _pidfd_open is None or self.returncode is not None:
+                return fd
+            try:
+                fd = _pidfd_open(self.pid)
+            except ProcessLookupError:
+                fd = _PIDFD_GONE        # reaped by somebody else
+            except OSError:
+                return -1               # ENOSYS, EMFILE...: try again later
+            else:
+                if not _pidfd_names_our_child(fd):
+                    os.close(fd)
+                    fd = _PIDFD_GONE
+            self._fs_pidfd = fd
+            return fd
 
     # ---- waiting -------------------------------------------------------------
 
@@ -564,27 +640,42 @@ class Popen(_StdPopen):
         # Called from __del__ paths: only local names.
         with self._fs_lock:
             fd = self._fs_pidfd
-            self._fs_pidfd = -1
+            self._fs_pidfd = _PIDFD_GONE
         if fd >= 0:
             _close(fd)
 
-    def _handle_exitstatus(self, sts, *args, _now=_monotonic, **kwargs):
-        super()._handle_exitstatus(sts, *args, **kwargs)
+    def _handle_exitstatus(self, sts, *args, _now=_monotonic,
+                           _WIFEXITED=os.WIFEXITED,
+                           _WEXITSTATUS=os.WEXITSTATUS, _close=os.close,
+                           _GONE=_PIDFD_GONE, **kwargs):
+        # Called from __del__ paths: only local names. The commonest status
+        # (an exit) without subprocess's frame; every other one (signals,
+        # stops, what a version does with them) through subprocess's own.
+        if _WIFEXITED(sts) and not args and not kwargs:
+            self.returncode = _WEXITSTATUS(sts)
+        else:
+            super()._handle_exitstatus(sts, *args, **kwargs)
         if self._fs_t0 is not None:
             self.duration = _now() - self._fs_t0
-        self._fs_close_pidfd()
+        with self._fs_lock:
+            fd = self._fs_pidfd
+            self._fs_pidfd = _GONE
+        if fd >= 0:
+            _close(fd)
 
     # Reaping goes through wait4() so that the child's resource usage is
     # kept; subprocess reaps in _try_wait (wait) and _internal_poll (poll).
-    def _try_wait(self, wait_flags, _wait4=os.wait4):
+    def _try_wait(self, wait_flags):
         try:
-            pid, sts, ru = _wait4(self.pid, wait_flags)
+            # The backend's wait4 keeps the rusage raw (os.wait4 builds a
+            # struct_rusage of 16 objects per call).
+            pid, sts, ru = _backend.impl.wait4(self.pid, wait_flags)
         except ChildProcessError:
             # SIGCHLD ignored or reaped elsewhere: the status is lost
             # (subprocess says 0, bpo-15756).
             return (self.pid, 0)
         if pid == self.pid:
-            self.rusage = ru
+            self._fs_rusage = ru
         return (pid, sts)
 
     def _internal_poll(self, _deadstate=None, _wait4=os.wait4, **kwargs):
@@ -611,7 +702,7 @@ class Popen(_StdPopen):
                         self._handle_exitstatus(sts)
             return self.returncode
         if (self.returncode is not None
-                or (self._fs_pidfd < 0 and not _procwait.EVENT_DRIVEN)):
+                or (self._fs_get_pidfd() < 0 and not _procwait.EVENT_DRIVEN)):
             return super()._wait(timeout)
         endtime = _monotonic() + timeout
         exited = False
@@ -712,7 +803,10 @@ class Popen(_StdPopen):
         if self.returncode is not None:
             return
         if _pidfd_send_signal is not None:
+            self._fs_get_pidfd()
             with self._fs_lock:
+                if self._fs_pidfd == _PIDFD_GONE:
+                    return      # reaped elsewhere: its pid is not ours
                 if self._fs_pidfd >= 0:
                     try:
                         _pidfd_send_signal(self._fs_pidfd, sig)
@@ -725,6 +819,11 @@ class Popen(_StdPopen):
             pass
 
     def __del__(self, *args, **kwargs):
+        if not self._child_created or (self.returncode is not None
+                                       and self._fs_pidfd < 0):
+            # No child, or reaped with nothing open: subprocess's __del__
+            # would do nothing (its poll returns the returncode at once).
+            return
         if self._fs_pidfd >= 0:
             self._fs_close_pidfd()
         super().__del__(*args, **kwargs)
@@ -771,4 +870,4 @@ class _CapturePopen(Popen):
                 # interrupt).
                 self.kill()
                 self.wait()
-            _last_usage.value = (self.rusage, self.duration)
+            _last_usage.value = (self._fs_rusage, self.duration)

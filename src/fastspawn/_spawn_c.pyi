@@ -9,7 +9,7 @@ from _typeshed import ReadableBuffer
 
 __all__ = [
     "FEATURES", "spawn", "spawn_wait", "spawn_capture", "spawn_method",
-    "RawRusage",
+    "RawRusage", "wait4",
     "Communicator", "pidfd_wait", "RunLoop", "LOOP_EXITED", "LOOP_EXPIRED", "LOOP_WAKE", "LOOP_IDLE",
     "LOOP_NOTIFY",
 ]
@@ -47,6 +47,11 @@ def spawn(
 class RawRusage:
     """A wait4() rusage as the kernel gave it; value() converts it."""
     def value(self) -> resource.struct_rusage: ...
+
+def wait4(pid: int, options: int) -> Tuple[int, int, Optional[RawRusage]]:
+    """os.wait4() with the rusage kept raw: ``(pid, status, rusage)``;
+    ``(0, 0, None)`` for a WNOHANG wait that found nothing. EINTR is
+    retried after the signal handlers ran; errors raise as os.wait4's."""
 
 def spawn_wait(
     path: bytes,

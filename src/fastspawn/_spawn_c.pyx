@@ -17,7 +17,8 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.errno cimport EINTR, EINVAL, errno
 from libc.string cimport memcpy, memset
 from posix.resource cimport rusage
-from posix.types cimport gid_t
+from posix.types cimport gid_t, pid_t
+from posix.wait cimport wait4 as c_wait4
 
 from ._fs_spawn cimport *
 from ._fs_io cimport *
@@ -25,7 +26,7 @@ from ._fs_io cimport *
 from . import _constants as _k
 
 __all__ = ["FEATURES", "spawn", "spawn_wait", "spawn_capture", "spawn_method",
-           "RawRusage", "Communicator", "pidfd_wait"]
+           "RawRusage", "wait4", "Communicator", "pidfd_wait"]
 
 # The header and the Python constants are one contract: refuse to load on
 # any mismatch rather than misbehave.
@@ -205,6 +206,28 @@ cdef tuple _reap(pid_t pid, int waited, int *status, rusage *ru):
     if waited > 0:
         return (status[0], _raw_rusage(ru))
     return (0, None)
+
+
+def wait4(pid_t pid, int options):
+    """os.wait4() with the rusage kept raw: ``(pid, status, RawRusage)``
+    (``(0, 0, None)`` for a WNOHANG wait that found nothing). EINTR is
+    retried after the signal handlers ran (PEP 475); other errors raise
+    OSError (ChildProcessError for ECHILD) as os.wait4 does."""
+    cdef int status = 0, err
+    cdef rusage ru
+    cdef pid_t got
+    while True:
+        with nogil:
+            got = c_wait4(pid, &status, options, &ru)
+            err = errno
+        if got >= 0:
+            break
+        if err != EINTR:
+            raise OSError(err, _strerror(err))
+        PyErr_CheckSignals()
+    if got == 0:
+        return (0, 0, None)
+    return (got, status, _raw_rusage(&ru))
 
 
 def spawn_wait(path, argv, envp, int stdin, int stdout, int stderr,

@@ -48,7 +48,7 @@ from ._comm_py import (
 from ._procwait import reap
 
 __all__ = ["FEATURES", "spawn", "spawn_wait", "spawn_capture",
-           "spawn_method", "RawRusage",
+           "spawn_method", "RawRusage", "wait4",
            "Communicator", "pidfd_wait", "RunLoop", "LOOP_EXITED", "LOOP_EXPIRED",
            "LOOP_WAKE", "LOOP_IDLE", "LOOP_NOTIFY"]
 
@@ -297,6 +297,15 @@ class RawRusage:
 
     def value(self):
         return self._value
+
+
+def wait4(pid, options):
+    """The interface's wait4 (see _spawn_c.pyi): os.wait4 with the rusage
+    wrapped as a RawRusage."""
+    got, status, ru = os.wait4(pid, options)
+    if got == 0:
+        return (0, 0, None)
+    return (got, status, RawRusage(ru))
 
 
 def spawn_wait(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,

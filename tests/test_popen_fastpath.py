@@ -256,3 +256,90 @@ def test_fast_path_error_after_pipes_closes_them():
             fastspawn.Popen(["/nonexistent/prog"], stdin=PIPE, stdout=PIPE,
                             stderr=DEVNULL)
     assert set(os.listdir("/proc/self/fd")) <= before
+
+
+# ---- communicate() of a lone output pipe --------------------------------
+
+LONE = [
+    ("stdout", {"stdout": PIPE}, "printf 'a\\nb\\n'; head -c 300000 /dev/zero"),
+    ("stderr", {"stderr": PIPE}, "printf 'e\\n' >&2"),
+    ("empty", {"stdout": PIPE}, "true"),
+    ("unbuffered", {"stdout": PIPE, "bufsize": 0}, "echo hi"),
+    ("small buffer", {"stdout": PIPE, "bufsize": 16}, "head -c 5000 /dev/zero"),
+    ("text", {"stdout": PIPE, "text": True}, "printf 'x\\r\\ny\\n'"),
+    ("stdout with inherited stderr", {"stdout": PIPE, "stderr": DEVNULL},
+     "echo out"),
+]
+
+
+@pytest.mark.parametrize("label,kw,cmd", LONE, ids=[c[0] for c in LONE])
+@pytest.mark.parametrize("read_first", [False, True],
+                         ids=["fresh", "after-readline"])
+def test_lone_pipe_communicate_matches_subprocess(label, kw, cmd,
+                                                  read_first):
+    """Same result as subprocess, including what an earlier readline()
+    left in the file object's buffer."""
+    def session(mod):
+        p = mod.Popen(sh(cmd), **kw)
+        first = None
+        if read_first:
+            f = p.stdout if p.stdout is not None else p.stderr
+            first = f.readline()
+        out = p.communicate()
+        again = None
+        try:
+            p.communicate()
+        except Exception as e:      # both: reading a closed file
+            again = type(e)
+        return first, out, p.returncode, again, (
+            p.stdout is None or p.stdout.closed,
+            p.stderr is None or p.stderr.closed)
+    assert session(fastspawn) == session(subprocess)
+
+
+def test_lone_pipe_goes_through_the_backend_loop(backend, monkeypatch):
+    """On a backend whose loop beats the file object's read() (the C one),
+    a lone pipe is read by Communicator; elsewhere by the file object."""
+    made = []
+    real = backend.Communicator
+
+    def spy(*a):
+        made.append(a[:3])
+        return real(*a)
+    monkeypatch.setattr(backend, "Communicator", spy)
+    p = fastspawn.Popen(sh("head -c 100000 /dev/zero"), stdout=PIPE)
+    out, err = p.communicate()
+    assert (len(out), err, p.returncode) == (100000, None, 0)
+    if backend.LONE_PIPE_LOOP:
+        assert made == [(-1, made[0][1], -1)] and made[0][1] >= 0
+    else:
+        assert made == []
+
+
+def test_communicator_seed(backend):
+    r, w = os.pipe()
+    com = backend.Communicator(-1, r, -1, None)
+    os.write(w, b"tail")
+    os.close(w)
+    com.seed(0, b"head-")
+    with pytest.raises(ValueError):
+        com.seed(1, b"x")               # stderr is not read
+    assert com.run(None, [-1, r, -1])
+    assert com.output() == (b"head-tail", None)
+    com = backend.Communicator(-1, -1, -1, None)
+    with pytest.raises(ValueError):
+        com.seed(0, b"x")
+
+
+def test_communicator_seed_larger_than_a_first_buffer(backend):
+    r, w = os.pipe()
+    com = backend.Communicator(-1, r, -1, None)
+    head = bytes(range(256)) * 400            # 100 KiB
+    com.seed(0, head)
+    with pytest.raises(ValueError):
+        com.seed(0, b"again")
+    os.write(w, b"!" * 1000)
+    os.close(w)
+    assert com.run(None, [-1, r, -1])
+    out, _ = com.output()
+    assert out == head + b"!" * 1000

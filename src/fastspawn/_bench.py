@@ -760,14 +760,22 @@ def _maxrss_bytes():
 def _rss_child_main():
     """Child side of probe_rss: one capture; prints the peak RSS growth."""
     contender, argv = sys.argv[1], json.loads(sys.argv[2])
-    if contender == SP:
-        run = subprocess.run
-    else:
+    mode = sys.argv[3] if len(sys.argv) > 3 else "run"
+    mod = subprocess
+    if contender != SP:
         impl = _impl("c" if contender == FC else "py")
         if impl is None:
             sys.exit(f"{contender}: the C backend is not importable here")
         _backend.impl = impl
-        run = fastspawn.run
+        mod = fastspawn
+    if mode == "popen":
+        # Popen with a lone stdout pipe, then communicate().
+        def run(argv, capture_output):
+            p = mod.Popen(argv, stdout=subprocess.PIPE)
+            out, _ = p.communicate()
+            return subprocess.CompletedProcess(argv, p.returncode, out, b"")
+    else:
+        run = mod.run
     run(["echo", "hi"], capture_output=True)   # warm the code paths up
     gc.collect()
     reset = False
@@ -797,13 +805,14 @@ def _rss_child_main():
                       "how": how}))
 
 
-def rss_growth(contender, argv):
-    """Peak RSS growth of one run(argv, capture_output=True) made by
+def rss_growth(contender, argv, mode="run"):
+    """Peak RSS growth of one run(argv, capture_output=True) -- or, with
+    mode "popen", of Popen(argv, stdout=PIPE).communicate() -- made by
     ``contender`` in a fresh interpreter: {"growth", "output", ...}."""
     r = subprocess.run(
         [sys.executable, "-c",
          "from fastspawn._bench import _rss_child_main as m; m()",
-         contender, json.dumps(argv)],
+         contender, json.dumps(argv), mode],
         stdout=subprocess.PIPE, env=_child_env(), check=True)
     return json.loads(r.stdout)
 
@@ -826,6 +835,20 @@ def probe_rss(ctx):
     ctx.add("rss.growth", label, "RSS growth", "MiB",
             {k: summarize([g / MiB for g in v]) for k, v in res.items()},
             hidden=True)
+    # Popen with a lone stdout pipe: communicate() reads it through the C
+    # loop (subprocess: the file object's read(), which joins chunks).
+    argv = ctx.tools.producer_argv(n)
+    res = {k: [] for k in names}
+    for r in range(ctx.rounds(2)):
+        for k in (names if r % 2 == 0 else names[::-1]):
+            out = rss_growth(k, argv, "popen")
+            if out["output"] != n:
+                raise RuntimeError(f"{k}: read {out['output']} of {n}")
+            res[k].append(out["growth"])
+    label = (f"peak RSS growth / output, {n // MiB} MiB "
+             "Popen(stdout=PIPE).communicate() (fresh interpreter)")
+    ctx.add("rss_popen.ratio", label, "RSS growth / output", "x",
+            {k: summarize([g / n for g in v]) for k, v in res.items()})
 
 
 PROBES = {
@@ -919,6 +942,10 @@ CHECKS = {
     "capture_outerr_rss_growth": (
         "peak RSS growth / output size, 256 MiB stdout+stderr capture, C",
         ["rss"], _value("rss.ratio", FC)),
+    "popen_lone_pipe_rss_growth": (
+        "peak RSS growth / output, 256 MiB Popen(stdout=PIPE)"
+        ".communicate(), C",
+        ["rss"], _value("rss_popen.ratio", FC)),
     "timeout_overhead_ms": (
         'run(["sleep","0.02"], timeout=5) minus the same without, C (ms)',
         ["timeout"], _value("timeout.overhead", FC)),

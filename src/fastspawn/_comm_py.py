@@ -65,6 +65,15 @@ class Communicator:
             self._view = view.cast("B")
             os.set_blocking(stdin_fd, False)
 
+    def seed(self, k, data):
+        """See _spawn_c.Communicator.seed."""
+        if k not in (0, 1) or not self._wanted[k]:
+            raise ValueError("seed: no such output stream")
+        if self._chunks[k]:
+            raise ValueError("seed: the stream has output already")
+        if data:
+            self._chunks[k].append(bytes(data))
+
     @property
     def input_offset(self):
         return self._off

@@ -168,6 +168,14 @@ def _close_all_raise(fds):
         raise first
 
 
+# The stream objects __init__ makes for a binary output pipe.
+_LONE_TYPES = (io.BufferedReader, io.FileIO)
+
+
+def _ignore_close(i):
+    """Communicator's on_close when the caller closes the file after."""
+
+
 def _decode_like_stream(data, encoding, errors):
     """``data`` as subprocess's text-mode pipe (a TextIOWrapper) reads it:
     through the codec's incremental decoder -- which, unlike
@@ -746,6 +754,43 @@ class Popen(_StdPopen):
         return self.returncode
 
     # ---- communicating -------------------------------------------------------
+
+    def communicate(self, input=None, timeout=None):
+        if (timeout is None and self.stdin is None
+                and not self._communication_started and not self.text_mode
+                and (self.stdout is None) != (self.stderr is None)
+                and _backend.impl.LONE_PIPE_LOOP):
+            # A lone output pipe: subprocess reads it with the file
+            # object's read(), which joins chunks (2x the output at the
+            # peak); the C loop reads into one buffer that becomes the
+            # result. Text mode keeps subprocess's reader (its decoder and
+            # newline state live in the TextIOWrapper).
+            k = 0 if self.stdout is not None else 1
+            f = self.stdout if k == 0 else self.stderr
+            if f.closed or type(f) not in _LONE_TYPES:
+                return super().communicate(input, timeout)
+            data = self._fs_read_lone(f, k)
+            f.close()
+            self.wait()
+            return (data, None) if k == 0 else (None, data)
+        return super().communicate(input, timeout)
+
+    def _fs_read_lone(self, f, k):
+        """All of ``f``'s output, starting with what its buffer holds."""
+        head = b""
+        if type(f) is io.BufferedReader:
+            # What the buffer holds (no I/O then), else one read: what the
+            # user may have left there by reading part of the stream.
+            head = f.peek()
+            if not head:
+                return b""          # EOF
+            head = f.read(len(head))
+        fd = f.fileno()
+        com = _backend.impl.Communicator(-1, fd if k == 0 else -1,
+                                         fd if k == 1 else -1, None)
+        com.seed(k, head)
+        com.run(None, _ignore_close)
+        return com.output()[k]
 
     def _fs_stream_done(self, i):
         f = (self.stdin, self.stdout, self.stderr)[i]

@@ -9,7 +9,7 @@ from _typeshed import ReadableBuffer
 
 __all__ = [
     "FEATURES", "spawn", "spawn_wait", "spawn_capture", "spawn_method",
-    "RawRusage", "wait4",
+    "RawRusage", "wait4", "LONE_PIPE_LOOP",
     "Communicator", "pidfd_wait", "RunLoop", "LOOP_EXITED", "LOOP_EXPIRED", "LOOP_WAKE", "LOOP_IDLE",
     "LOOP_NOTIFY",
 ]
@@ -17,6 +17,9 @@ __all__ = [
 SpawnResult = Tuple[int, int, int, int, int, int, int, int]
 
 FEATURES: int
+#: Whether Popen.communicate() reads a lone pipe through Communicator
+#: (where that beats the file object's own read()).
+LONE_PIPE_LOOP: bool
 
 def spawn(
     path: bytes,
@@ -174,6 +177,10 @@ class Communicator:
         pipes the caller made, with no size asked for -- an output pipe
         that delivers a full default pipe (64 KiB) in one read is enlarged
         to 1 MiB (F_SETPIPE_SZ, Linux; failure ignored)."""
+    def seed(self, k: int, data: bytes) -> None:
+        """Begin output ``k`` (0 stdout, 1 stderr) with ``data``, bytes the
+        caller already read from that stream (a file object's buffer);
+        ValueError if that stream is not read or has output already."""
     @property
     def input_offset(self) -> int:
         """How many bytes of ``input`` were written so far."""

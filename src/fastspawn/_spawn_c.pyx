@@ -26,7 +26,8 @@ from ._fs_io cimport *
 from . import _constants as _k
 
 __all__ = ["FEATURES", "spawn", "spawn_wait", "spawn_capture", "spawn_method",
-           "RawRusage", "wait4", "Communicator", "pidfd_wait"]
+           "RawRusage", "wait4", "Communicator", "pidfd_wait",
+           "LONE_PIPE_LOOP"]
 
 # The header and the Python constants are one contract: refuse to load on
 # any mismatch rather than misbehave.
@@ -43,6 +44,10 @@ if (FS_STDIO_INHERIT, FS_STDIO_PIPE, FS_STDIO_DEVNULL, FS_STDIO_STDOUT,
     raise ImportError("fastspawn: fs_spawn.h and _constants.py disagree")
 
 FEATURES = fs_features()
+
+# Popen.communicate() of a lone pipe reads it through Communicator: one
+# buffer that becomes the result (the file object's read() joins chunks).
+LONE_PIPE_LOOP = True
 
 
 cdef char **_to_argv(seq) except? NULL:
@@ -376,6 +381,28 @@ cdef class Communicator:
         self.c.len[k] += self.c.spill_len[k]
         self.c.spill_len[k] = 0
         return 0
+
+    def seed(self, int k, data):
+        """Begin output ``k`` (0 stdout, 1 stderr) with ``data``, bytes the
+        caller already read from that stream (a file object's buffer)."""
+        cdef Py_ssize_t n, cap = FIRST_CAPACITY
+        if k < 0 or k > 1 or not self.wanted[k]:
+            raise ValueError("seed: no such output stream")
+        if (self.buf[k] != NULL or self.c.len[k] or self.c.spill_len[k]
+                or self.c.cap[k]):
+            raise ValueError("seed: the stream has output already")
+        n = len(data)
+        if n == 0:
+            return
+        while cap < n:
+            cap *= 2
+        obj = PyBytes_FromStringAndSize(NULL, cap)
+        Py_INCREF(obj)
+        self.buf[k] = <PyObject *>obj
+        self.c.out[k] = PyBytes_AS_STRING(obj)
+        self.c.cap[k] = <size_t>cap
+        memcpy(self.c.out[k], PyBytes_AS_STRING(data), n)
+        self.c.len[k] = <size_t>n
 
     cdef int _closed_here(self, list fds) except -1:
         """Bookkeeping for the streams fs_communicate closed itself."""

@@ -48,7 +48,7 @@ from ._comm_py import (
 from ._procwait import reap
 
 __all__ = ["FEATURES", "spawn", "spawn_wait", "spawn_capture",
-           "spawn_method", "RawRusage", "wait4",
+           "spawn_method", "RawRusage", "wait4", "LONE_PIPE_LOOP",
            "Communicator", "pidfd_wait", "RunLoop", "LOOP_EXITED", "LOOP_EXPIRED",
            "LOOP_WAKE", "LOOP_IDLE", "LOOP_NOTIFY"]
 
@@ -297,6 +297,11 @@ class RawRusage:
 
     def value(self):
         return self._value
+
+
+# Popen.communicate() of a lone pipe: the file object's read() (in C) beats
+# this backend's selector loop, and needs the same memory.
+LONE_PIPE_LOOP = False
 
 
 def wait4(pid, options):

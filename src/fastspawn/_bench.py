@@ -38,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import types
 import time
 
 import fastspawn
@@ -602,7 +603,7 @@ def probe_popen(ctx):
              f"Popen([{ctx.tools.true_label}], stdout=PIPE, stderr=PIPE)"
              ".communicate()")):
         cont = {SP: make(subprocess.Popen)}
-        cont.update(ctx.fs(lambda m: make(m.Popen)))
+        cont.update(ctx.fs(lambda m, make=make: make(m.Popen)))
         res = interleave(cont, ctx.rounds(15), batch=20, warmup=3)
         ctx.add_timed(rid + ".cpu", label, res, metric="parent CPU")
         ctx.add_timed(rid + ".wall", label, res, metric="wall", hidden=True)
@@ -761,7 +762,7 @@ def _rss_child_main():
     """Child side of probe_rss: one capture; prints the peak RSS growth."""
     contender, argv = sys.argv[1], json.loads(sys.argv[2])
     mode = sys.argv[3] if len(sys.argv) > 3 else "run"
-    mod = subprocess
+    mod: types.ModuleType = subprocess
     if contender != SP:
         impl = _impl("c" if contender == FC else "py")
         if impl is None:

@@ -371,7 +371,7 @@ class Popen(_StdPopen):
         self.stdin = None
         self.stdout = None
         self.stderr = None
-        self.pid = None
+        self.pid = None  # type: ignore[assignment]  # subprocess's own None
         self.returncode = None
         self.encoding = encoding
         self.errors = errors

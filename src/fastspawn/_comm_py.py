@@ -1,7 +1,6 @@
 """Pure-Python twin of the C communicate loop and pidfd wait (csrc/fs_io.c):
 same interface as ``_spawn_c.Communicator`` / ``_spawn_c.pidfd_wait``, built
-on selectors like subprocess, with larger reads and writes; a lone stream
-is read to EOF in one bytes object, as subprocess reads one."""
+on selectors like subprocess, with larger reads and writes."""
 import io
 import os
 import select

@@ -147,19 +147,22 @@ def test_watcher_and_popen_after_install(fresh, shell):
 
 
 def _threads_during(n, shell=False):
-    """Most threads alive while ``n`` children run at once; their exit
-    codes."""
+    """Threads alive while ``n`` children run at once (each waits for its
+    stdin's EOF); their exit codes."""
     async def main():
+        cmds = ["read x; exit %d" % (i % 7) for i in range(n)]
         if shell:
             procs = [await asyncio.create_subprocess_shell(
-                "sleep 0.3; exit %d" % (i % 7)) for i in range(n)]
+                c, stdin=subprocess.PIPE) for c in cmds]
         else:
             procs = [await asyncio.create_subprocess_exec(
-                "sh", "-c", "sleep 0.3; exit %d" % (i % 7))
-                for i in range(n)]
-        most = threading.active_count()
+                "sh", "-c", c, stdin=subprocess.PIPE) for c in cmds]
+        await asyncio.sleep(0.05)
+        alive = threading.active_count()
+        for p in procs:
+            p.stdin.close()
         codes = await asyncio.gather(*[p.wait() for p in procs])
-        return most, codes
+        return alive, codes
     return arun(main())
 
 

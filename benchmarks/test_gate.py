@@ -45,6 +45,7 @@ def test_config_has_the_issue_targets():
     assert checks["capture_outerr_rss_growth"] == {"max": 1.1}
     assert checks["timeout_overhead_ms"] == {"max": 0.5}
     assert checks["big_parent_flat"] == {"max": 1.5}
+    assert goal("asyncio_cpu_vs_stock") == 0.7
     # A target is never looser than its limit.
     for name, spec in checks.items():
         if "target" in spec:
@@ -133,6 +134,26 @@ def test_gate_command_exit_status(tmp_path):
     assert {g["check"]: g["verdict"] for g in data["gate"]}[SPAWN_CHECK] \
         == "FAIL"
     assert data["inject_delay"] == DELAY
+
+
+@needs_c
+def test_asyncio_check_fails_on_a_slowed_contender(tools):
+    """The asyncio check measures in child interpreters: the injected delay
+    reaches them (spun there, per child started), and the check FAILs."""
+    name = "asyncio_cpu_vs_stock"
+    out = io.StringIO()
+    status, report = _bench.run_gate(CONFIG, only=[name], inject_delay=DELAY,
+                                     scale=0.25, tools=tools, out=out)
+    text = out.getvalue()
+    assert status == _bench.EXIT_FAIL, text
+    assert verdicts(report)[name] == "FAIL", text
+    (row,) = [r for r in report["rows"] if r["id"] == "asyncio.cpu"]
+    # ~300 us per child against 3 ms more: far past any limit
+    assert row["values"][_bench.FC]["median"] > 2000, row
+    assert row["values"][_bench.ASYNCIO]["median"] < 2000, row
+    if _bench.uvloop_available():
+        assert _bench.UVLOOP in row["values"]
+        assert "uvloop" in text
 
 
 def test_missed_target_is_reported_not_failed():

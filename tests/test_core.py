@@ -1551,3 +1551,110 @@ def test_run_enlarges_a_pipe_that_carries_a_lot(backend):
                         stderr=subprocess.PIPE)
     out, err = p.communicate()
     assert len(out) == 8 << 20 and int(err) < 1 << 20
+
+
+_LONE_PIPE_SIZE_PROBE = _PIPE_SIZE_PROBE.replace(
+    "os.write(2, ", "open(sys.argv[1], 'wb').write(")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="F_SETPIPE_SZ is Linux's")
+@pytest.mark.parametrize("call", ["run", "check_output"])
+def test_run_enlarges_a_lone_pipe_that_carries_a_lot(backend, tmp_path,
+                                                     call):
+    """The same with stdout the only pipe (read to EOF in one go)."""
+    import fastspawn
+    report = tmp_path / "size"
+    argv = [PY, "-c", _LONE_PIPE_SIZE_PROBE, str(report)]
+    if call == "run":
+        out = fastspawn.run(argv, stdout=subprocess.PIPE).stdout
+    else:
+        out = fastspawn.check_output(argv)
+    assert out == b"x" * (8 << 20)
+    assert int(report.read_bytes()) == 1 << 20
+
+
+def _writer(fd, pieces, pause=0.0):
+    """A thread writing ``pieces`` to ``fd`` (pausing in between), then
+    closing it; join() it."""
+    import threading
+    import time
+
+    def run():
+        try:
+            for p in pieces:
+                write_all(fd, p)
+                if pause:
+                    time.sleep(pause)
+        finally:
+            os.close(fd)
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def _pieces():
+    # Sizes around the pipe's and the loops' buffer sizes; distinct bytes,
+    # so a misplaced chunk shows.
+    sizes = [1, 255, 256, 4096, 65535, 65536, 65537, 1 << 18, 3 << 20, 7]
+    return [bytes([i + 1]) * n for i, n in enumerate(sizes)]
+
+
+@pytest.mark.parametrize("stream", [1, 2])
+def test_communicator_lone_stream(backend, stream):
+    """One stream, no deadline, the loop's own fds: all of it, in order,
+    the fd closed and its slot -1; the other stream's result is None."""
+    r, w = os.pipe()
+    t = _writer(w, _pieces(), pause=0.002)
+    fds = [-1, -1, -1]
+    fds[stream] = r
+    com = backend.Communicator(-1, fds[1], fds[2], None)
+    try:
+        assert com.run(None, fds) is True
+    finally:
+        t.join()
+    assert fds == [-1, -1, -1]
+    with pytest.raises(OSError):
+        os.fstat(r)
+    want = b"".join(_pieces())
+    assert com.output() == ((want, None) if stream == 1 else (None, want))
+
+
+@pytest.mark.parametrize("blocking", [True, False], ids=["blocking",
+                                                         "nonblocking"])
+def test_communicator_lone_stream_callers_fd(backend, blocking):
+    """The caller's fd (on_close a callable, as Popen.communicate() passes):
+    a non-blocking one is read as well as a blocking one."""
+    r, w = os.pipe()
+    os.set_blocking(r, blocking)
+    t = _writer(w, _pieces(), pause=0.002)
+    closed = []
+    com = backend.Communicator(-1, r, -1, None)
+    try:
+        assert com.run(None, closed.append) is True
+    finally:
+        t.join()
+        os.close(r)
+    assert closed == [1]
+    assert com.output() == (b"".join(_pieces()), None)
+
+
+def test_communicator_lone_stream_after_a_timeout(backend):
+    """run() with a deadline gives up with part of the output; run(None)
+    then reads the rest: the whole output, once, in order."""
+    import time
+    r, w = os.pipe()
+    write_all(w, b"a" * 60000)       # there before the deadline
+    t = _writer(w, [b"b" * (2 << 20), b"c" * 5], pause=0.3)
+    fds = [-1, r, -1]
+    com = backend.Communicator(-1, r, -1, None)
+    try:
+        assert com.run(time.monotonic() + 0.1, fds) is False
+        partial = com.output()[0]
+        assert partial.startswith(b"a" * 60000)
+        assert com.run(None, fds) is True
+    finally:
+        t.join()
+    assert fds == [-1, -1, -1]
+    assert com.output() == (b"a" * 60000 + b"b" * (2 << 20) + b"c" * 5,
+                            None)

@@ -628,6 +628,115 @@ def probe_fanout(ctx):
                   hidden=True)
 
 
+# --- asyncio: one child interpreter per contender, driven in turns ----------
+
+ASYNCIO, UVLOOP = "asyncio", "uvloop"
+
+
+def _asyncio_child_main():
+    """The child side of probe_asyncio: set the contender up (stock asyncio,
+    asyncio after fastspawn.install() on one backend, or uvloop), then serve
+    "CALLS" requests: CALLS x (N concurrent create_subprocess_exec(true) +
+    wait), timed per call and divided by N (one JSON line each)."""
+    contender, true, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    delay = float(sys.argv[4])      # the gate's self-test: per fastspawn child
+    if contender in (FC, FP):
+        impl = _impl("c" if contender == FC else "py")
+        if impl is None:
+            sys.exit(f"{contender}: the C backend is not importable here")
+        _backend.impl = impl
+        fastspawn.install()
+    import asyncio
+    if contender == UVLOOP:
+        import uvloop
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+
+    async def one():
+        proc = await asyncio.create_subprocess_exec(true)
+        if await proc.wait() != 0:
+            raise RuntimeError(f"{true} exited {proc.returncode}")
+
+    async def many():
+        await asyncio.gather(*[one() for _ in range(n)])
+
+    def call():
+        if delay and contender in (FC, FP):
+            spin(delay * n)
+        loop.run_until_complete(many())
+        gc.collect()        # the transports' Popen objects, as we go
+    call()
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        res = interleave({contender: call}, 1, batch=int(line), warmup=0)
+        print(json.dumps({k: [x / n for x in v]
+                          for k, v in res[contender].items()}), flush=True)
+    loop.close()
+
+
+def uvloop_available():
+    import importlib.util
+    return importlib.util.find_spec("uvloop") is not None
+
+
+def probe_asyncio(ctx):
+    """N x asyncio.create_subprocess_exec(static true) + wait, all at once:
+    parent CPU and wall per child of stock asyncio (the baseline), of
+    asyncio after fastspawn.install() (C and pure backends) and of uvloop
+    where it is installed, each in its own child interpreter (install() is
+    for the whole process), driven in turns."""
+    n = int(ctx.settings.get("asyncio_children", 100))
+    names = [ASYNCIO] + [k for k, b in ((FC, "c"), (FP, "py")) if _impl(b)]
+    if uvloop_available():
+        names.append(UVLOOP)
+    else:
+        ctx.notes.append("uvloop is not installed: no uvloop figures "
+                         "(pip install uvloop)")
+    kids = {}
+    samples = {k: {"wall": [], "cpu": []} for k in names}
+    try:
+        for name in names:
+            kids[name] = subprocess.Popen(
+                [sys.executable, "-c",
+                 "from fastspawn._bench import _asyncio_child_main as m; "
+                 "m()", name, ctx.tools.true, str(n),
+                 str(ctx.inject_delay)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                bufsize=1, env=_child_env())
+        for name, p in kids.items():
+            if not p.stdout.readline():
+                raise RuntimeError(f"asyncio child ({name}) died")
+        for r in range(ctx.rounds(8)):
+            k = r % len(names)
+            order = names[k:] + names[:k]
+            if r % 2:
+                order.reverse()
+            for name in order:
+                p = kids[name]
+                p.stdin.write("2\n")
+                p.stdin.flush()
+                line = p.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"asyncio child ({name}) died")
+                got = json.loads(line)
+                samples[name]["wall"].extend(got["wall"])
+                samples[name]["cpu"].extend(got["cpu"])
+    finally:
+        for p in kids.values():
+            with contextlib.suppress(OSError):
+                p.stdin.close()
+            p.wait()
+    label = (f"asyncio: {n} x create_subprocess_exec([{ctx.tools.true_label}"
+             "]) + wait, per child [baseline: stock asyncio]")
+    extra = {"others": [UVLOOP]} if UVLOOP in names else None
+    for metric, key in (("parent CPU", "cpu"), ("wall", "wall")):
+        ctx.add(f"asyncio.{key}", label, metric, "us",
+                {k: summarize(v[key], 1e6) for k, v in samples.items()},
+                baseline=ASYNCIO, extra=extra)
+
+
 def probe_big_parent_inproc(ctx):
     """spawn + wait from this process with a large resident heap (every page
     touched), against the small-parent numbers of probe_spawn."""
@@ -862,6 +971,7 @@ PROBES = {
     "timeout": ("timeout overhead", probe_timeout),
     "popen": ("spawn+wait and communicate, Popen", probe_popen),
     "fanout": ("fan-out", probe_fanout),
+    "asyncio": ("asyncio create_subprocess_exec", probe_asyncio),
     "big_parent": ("large parent (in-process)", probe_big_parent_inproc),
     "heap": ("large parent vs small parent (child interpreters)",
              probe_heap),
@@ -870,7 +980,7 @@ PROBES = {
 
 CLI_PROBES = ["spawn", "spawnv", "capture_small", "popen", "capture_out",
               "capture_outerr", "roundtrip", "timeout", "fanout",
-              "big_parent", "rss"]
+              "asyncio", "big_parent", "rss"]
 
 
 def run_probes(ctx, keys):
@@ -969,6 +1079,10 @@ CHECKS = {
     "fanout_wall_vs_subprocess": (
         "200 x Popen then wait all, wall: C / subprocess",
         ["fanout"], _ratio("fanout.wall", FC, SP)),
+    "asyncio_cpu_vs_stock": (
+        "parent CPU per child of 100 x asyncio create_subprocess_exec + "
+        "wait: after install() (C) / stock asyncio",
+        ["asyncio"], _ratio("asyncio.cpu", FC, ASYNCIO)),
     "spawn_cpu_c_vs_pure": (
         "parent CPU of run([static true]): C / pure",
         ["spawn"], _ratio("spawn.cpu", FC, FP)),
@@ -1219,18 +1333,28 @@ def row_ratio(row):
     return a / b
 
 
+def _others(row):
+    """The row's other contenders shown beside fastspawn (e.g. uvloop)."""
+    u = row["unit"]
+    return ", ".join(f"{k} {_fmt(_median(row, k), u)}"
+                     for k in (row.get("extra") or {}).get("others", ())
+                     if _median(row, k) is not None) or "-"
+
+
 def print_rows(ctx, out, rows):
+    rows = [row for row in rows if not row["hidden"]]
+    others = any((row.get("extra") or {}).get("others") for row in rows)
     table = [("scenario", "metric", "subprocess", "fastspawn (C)",
-              "fastspawn (pure)", "ratio C/subprocess")]
+              "fastspawn (pure)", "ratio C/subprocess")
+             + (("others",) if others else ())]
     for row in rows:
-        if row["hidden"]:
-            continue
         u = row["unit"]
         r = row_ratio(row)
         table.append((row["scenario"], row["metric"],
                       _fmt(_median(row, row["baseline"]), u),
                       _fmt(_median(row, FC), u), _fmt(_median(row, FP), u),
-                      "-" if r is None else f"{r:.2f}"))
+                      "-" if r is None else f"{r:.2f}")
+                     + ((_others(row),) if others else ()))
     _table(table, out)
     floor = ctx.rows.get("spawn.cpu")
     if floor and FLOOR in floor["values"]:

@@ -24,6 +24,10 @@ _F_SETPIPE_SZ = None
 if _fcntl is not None and sys.platform.startswith("linux"):
     import fcntl
     _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # unnamed < 3.10
+    try:
+        from termios import FIONREAD as _FIONREAD
+    except ImportError:     # pragma: no cover - no termios
+        _F_SETPIPE_SZ = None
 _DEFAULT_PIPE = 65536
 _BIG_PIPE = 1 << 20
 
@@ -52,6 +56,7 @@ class Communicator:
         self._off = 0
         self._result = None
         self._enlarged = [False, False, False]
+        self._nonblocking = [False, False, False]
         self.finished = False
         if stdin_fd >= 0:
             view = memoryview(b"" if input is None else input)
@@ -106,6 +111,10 @@ class Communicator:
             # Past the deadline: stop even if data is ready (fs_io.c).
             if deadline is not None and monotonic() > deadline:
                 return False
+            if (deadline is None and fds[0] < 0
+                    and (fds[1] < 0) != (fds[2] < 0)
+                    and self._read_rest(1 if fds[1] >= 0 else 2, on_close)):
+                continue
             with _Selector() as sel:
                 if fds[0] >= 0:
                     sel.register(fds[0], selectors.EVENT_WRITE, 0)
@@ -133,20 +142,59 @@ class Communicator:
                         # subprocess.
                         self._finish(0, on_close)
                 else:
-                    data = os.read(fds[i], _READ_CHUNK)
-                    if data:
-                        self._chunks[i - 1].append(data)
-                        if (len(data) >= _DEFAULT_PIPE
-                                and type(on_close) is list
-                                and _F_SETPIPE_SZ is not None
-                                and not self._enlarged[i]):
-                            self._enlarged[i] = True
-                            try:
-                                _fcntl(fds[i], _F_SETPIPE_SZ, _BIG_PIPE)
-                            except OSError:
-                                pass    # only the speed-up is lost
-                    else:
-                        self._finish(i, on_close)
+                    self._read_some(i, on_close)
+
+    def _read_rest(self, i, on_close):
+        """Stream ``i`` is the only one left and there is no deadline: read
+        it to EOF as subprocess reads a lone pipe, through FileIO.readall(),
+        which grows one bytes object in place (a list of chunks joined at
+        the end costs a second copy of the output and its page faults). A
+        pipe found full first is enlarged, as fs_io.c enlarges it on a full
+        read. An exception from a signal handler loses what readall() read
+        (as it does in subprocess). False for a non-blocking fd (only a
+        caller's fd can be: the on_close list's are our blocking pipes):
+        the selector loop reads it."""
+        fd = self._fds[i]
+        ours = type(on_close) is list
+        if not ours and (self._nonblocking[i] or not os.get_blocking(fd)):
+            self._nonblocking[i] = True
+            return False
+        if ours and _F_SETPIPE_SZ is not None and not self._enlarged[i]:
+            # Look at how much the child has written, without taking it
+            # (first waiting for its first data, or EOF).
+            if not self._chunks[i - 1]:
+                p = select.poll()
+                p.register(fd, select.POLLIN)
+                p.poll()
+            try:
+                waiting = int.from_bytes(fcntl.ioctl(fd, _FIONREAD, bytes(4)),
+                                         sys.byteorder)
+            except OSError:
+                waiting = 0
+            if waiting >= _DEFAULT_PIPE:
+                self._enlarge(i)
+        data = io.FileIO(fd, "rb", closefd=False).readall()
+        if data:
+            self._chunks[i - 1].append(data)
+        self._finish(i, on_close)
+        return True
+
+    def _read_some(self, i, on_close):
+        data = os.read(self._fds[i], _READ_CHUNK)
+        if data:
+            self._chunks[i - 1].append(data)
+            if (len(data) >= _DEFAULT_PIPE and type(on_close) is list
+                    and _F_SETPIPE_SZ is not None and not self._enlarged[i]):
+                self._enlarge(i)
+        else:
+            self._finish(i, on_close)
+
+    def _enlarge(self, i):
+        self._enlarged[i] = True
+        try:
+            _fcntl(self._fds[i], _F_SETPIPE_SZ, _BIG_PIPE)
+        except OSError:
+            pass    # only the speed-up is lost
 
     def output(self):
         if self._result is not None:

@@ -29,6 +29,7 @@ helpers here.
 import argparse
 import contextlib
 import gc
+import importlib
 import json
 import os
 import platform
@@ -648,7 +649,8 @@ def _asyncio_child_main():
         fastspawn.install()
     import asyncio
     if contender == UVLOOP:
-        import uvloop
+        # Optional (the bench extra), and untyped where it is missing.
+        uvloop = importlib.import_module("uvloop")
         loop = uvloop.new_event_loop()
     else:
         loop = asyncio.new_event_loop()

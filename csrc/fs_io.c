@@ -79,6 +79,10 @@ finish(fs_comm *c, int stream)
 int
 fs_communicate(fs_comm *c, double deadline)
 {
+    /* A read found nothing (EAGAIN: a caller's non-blocking fd): wait in
+     * poll() from then on instead of reading again at once. */
+    int must_poll = 0;
+
     for (;;) {
         struct pollfd pfd[3];
         int map[3], n = 0, i, r;
@@ -113,7 +117,7 @@ fs_communicate(fs_comm *c, double deadline)
         if (deadline >= 0 && fs_monotonic() > deadline)
             return FS_COMM_TIMEOUT;
 
-        if (n == 1 && map[0] != 0 && deadline < 0) {
+        if (n == 1 && map[0] != 0 && deadline < 0 && !must_poll) {
             /* One reader left and no deadline: a blocking read() waits as
              * well as poll() would, at half the system calls. (The fd is
              * blocking; only stdin's writer is made non-blocking.) A
@@ -213,7 +217,10 @@ fs_communicate(fs_comm *c, double deadline)
                     if (r != FS_COMM_GO_ON)
                         return r;
                 }
-                else if (errno != EINTR && errno != EAGAIN) {
+                else if (errno == EAGAIN) {
+                    must_poll = 1;
+                }
+                else if (errno != EINTR) {
                     c->event_stream = s;
                     return FS_COMM_ERROR;
                 }

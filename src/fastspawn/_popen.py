@@ -767,7 +767,10 @@ class Popen(_StdPopen):
             # newline state live in the TextIOWrapper).
             k = 0 if self.stdout is not None else 1
             f = self.stdout if k == 0 else self.stderr
-            if f.closed or type(f) not in _LONE_TYPES:
+            if (f.closed or type(f) not in _LONE_TYPES
+                    or not os.get_blocking(f.fileno())):
+                # (A non-blocking pipe: subprocess's read() returns what
+                # is there, or None.)
                 return super().communicate(input, timeout)
             data = self._fs_read_lone(f, k)
             f.close()

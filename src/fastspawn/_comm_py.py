@@ -1,6 +1,8 @@
-"""Pure-Python twin of the C communicate loop and pidfd wait (csrc/fs_io.c):
-same interface as ``_spawn_c.Communicator`` / ``_spawn_c.pidfd_wait``, built
-on selectors like subprocess, with larger reads and writes."""
+"""Pure-Python twin of the C communicate loop and waits (csrc/fs_io.c,
+fs_reap() of fs_spawn.c): same interface as ``_spawn_c.Communicator`` /
+``_spawn_c.pidfd_wait``, built on selectors like subprocess, with larger
+reads and writes; ``reap``, the blocking wait4() both backends' callers
+use."""
 import io
 import os
 import select
@@ -13,7 +15,7 @@ try:
 except ImportError:         # pragma: no cover - not POSIX
     _fcntl = None
 
-__all__ = ["Communicator", "pidfd_wait"]
+__all__ = ["Communicator", "pidfd_wait", "reap"]
 
 _READ_CHUNK = 1 << 18
 _WRITE_CHUNK = 1 << 20
@@ -156,6 +158,16 @@ class Communicator:
             self._result = out
             self._chunks = ([], [])
         return out
+
+
+def reap(pid):
+    """Block until ``pid`` is reaped: its (wait status, rusage), or (0,
+    None) when SIGCHLD is ignored and the status is lost, as subprocess
+    reports it (bpo-15756)."""
+    try:
+        return os.wait4(pid, 0)[1:]
+    except ChildProcessError:
+        return 0, None
 
 
 def pidfd_wait(pidfd, deadline):

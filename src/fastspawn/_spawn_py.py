@@ -43,9 +43,8 @@ from ._constants import (
 
 from ._comm_py import (
     LOOP_EXITED, LOOP_EXPIRED, LOOP_IDLE, LOOP_NOTIFY, LOOP_WAKE,
-    Communicator, RunLoop, pidfd_wait,
+    Communicator, RunLoop, pidfd_wait, reap,
 )
-from ._procwait import reap
 
 __all__ = ["FEATURES", "spawn", "spawn_wait", "spawn_capture",
            "spawn_method", "RawRusage",

@@ -250,6 +250,58 @@ cdef extern from "Python.h":
 DEF FIRST_CAPACITY = 32768
 
 
+# ---- output buffers: bytes objects the C loops read into -------------------
+#
+# One stream's buffer is four fields: the bytes object (*buf, NULL: none
+# yet) and the loop's view of it (*out, *cap, *length). _PyBytes_Resize
+# frees the object when it fails, so every resize goes through these two,
+# which then reset the stream to "no buffer": no pointer into freed memory
+# is left for a later read, and nothing returns it.
+
+cdef inline void _forget_buffer(char **out, size_t *cap, size_t *length):
+    out[0] = NULL
+    cap[0] = 0
+    length[0] = 0
+
+
+cdef int _grow_buffer(PyObject **buf, char **out, size_t *cap,
+                      size_t *length) except -1:
+    """Make room in a full buffer: the first one, or the buffer doubled in
+    place. On MemoryError the stream's buffer is gone (what it held is
+    lost) and the next growth starts a new one."""
+    cdef Py_ssize_t new_cap = (<Py_ssize_t>cap[0] * 2 if cap[0]
+                               else FIRST_CAPACITY)
+    if buf[0] == NULL:
+        obj = PyBytes_FromStringAndSize(NULL, new_cap)
+        buf[0] = <PyObject *>obj
+        Py_INCREF(obj)
+    else:
+        try:
+            _PyBytes_Resize(buf, new_cap)
+        except MemoryError:
+            _forget_buffer(out, cap, length)
+            raise
+    out[0] = PyBytes_AS_STRING(<object>buf[0])
+    cap[0] = <size_t>new_cap
+    return 0
+
+
+cdef int _trim_buffer(PyObject **buf, char **out, size_t *cap,
+                      size_t *length) except -1:
+    """Shrink the buffer to what was read (in place: realloc shrinks big
+    blocks without copying), so that it can be the result itself."""
+    if cap[0] == length[0]:
+        return 0
+    try:
+        _PyBytes_Resize(buf, <Py_ssize_t>length[0])
+    except MemoryError:
+        _forget_buffer(out, cap, length)
+        raise
+    out[0] = PyBytes_AS_STRING(<object>buf[0])
+    cap[0] = length[0]
+    return 0
+
+
 cdef class Communicator:
     """communicate() for one child: writes ``input`` to ``stdin_fd`` and
     reads ``stdout_fd``/``stderr_fd`` (-1: none) into bytes objects that
@@ -328,26 +380,10 @@ cdef class Communicator:
         Py_XDECREF(self.buf[1])
 
     cdef int _grow(self, int k) except -1:
-        cdef Py_ssize_t cap = <Py_ssize_t>self.c.cap[k]
-        cdef Py_ssize_t new_cap = cap * 2 if cap else FIRST_CAPACITY
-        if self.buf[k] == NULL:
-            obj = PyBytes_FromStringAndSize(NULL, new_cap)
-            self.buf[k] = <PyObject *>obj
-            Py_INCREF(obj)
-        else:
-            try:
-                _PyBytes_Resize(&self.buf[k], new_cap)
-            except MemoryError:
-                # _PyBytes_Resize freed the buffer: forget it entirely, so
-                # that a later run() starts a new one instead of reading
-                # into (and returning) memory that is gone.
-                self.c.out[k] = NULL
-                self.c.cap[k] = 0
-                self.c.len[k] = 0
-                raise
-        self.c.out[k] = PyBytes_AS_STRING(<object>self.buf[k])
-        self.c.cap[k] = <size_t>new_cap
-        # What fs_communicate read while the buffer was full.
+        _grow_buffer(&self.buf[k], &self.c.out[k], &self.c.cap[k],
+                     &self.c.len[k])
+        # What fs_communicate read while the buffer was full (after a
+        # failed growth: the first bytes of the next buffer).
         memcpy(self.c.out[k] + self.c.len[k], self.c.spill[k],
                self.c.spill_len[k])
         self.c.len[k] += self.c.spill_len[k]
@@ -433,11 +469,8 @@ cdef class Communicator:
             return PyBytes_FromStringAndSize(self.c.spill[k],
                                              <Py_ssize_t>self.c.spill_len[k])
         if self.finished:
-            # Trim in place (realloc shrinks without copying big blocks).
-            if self.c.cap[k] != self.c.len[k]:
-                _PyBytes_Resize(&self.buf[k], <Py_ssize_t>self.c.len[k])
-                self.c.cap[k] = self.c.len[k]
-                self.c.out[k] = PyBytes_AS_STRING(<object>self.buf[k])
+            _trim_buffer(&self.buf[k], &self.c.out[k], &self.c.cap[k],
+                         &self.c.len[k])
             return <object>self.buf[k]
         return PyBytes_FromStringAndSize(self.c.out[k], <Py_ssize_t>self.c.len[k])
 
@@ -661,18 +694,8 @@ cdef class RunLoop:
 
     cdef int _grow(self, size_t slot, int k) except -1:
         cdef fs_slot *s = &self.l.slots[slot]
-        cdef PyObject **b = &self.bufs[2 * slot + k]
-        cdef Py_ssize_t cap = <Py_ssize_t>s.cap[k]
-        cdef Py_ssize_t new_cap = cap * 2 if cap else FIRST_CAPACITY
-        if b[0] == NULL:
-            obj = PyBytes_FromStringAndSize(NULL, new_cap)
-            b[0] = <PyObject *>obj
-            Py_INCREF(obj)
-        else:
-            _PyBytes_Resize(b, new_cap)
-        s.out[k] = PyBytes_AS_STRING(<object>b[0])
-        s.cap[k] = <size_t>new_cap
-        return 0
+        return _grow_buffer(&self.bufs[2 * slot + k], &s.out[k], &s.cap[k],
+                            &s.len[k])
 
     def run(self, wake):
         cdef double dl = _deadline(wake, True)
@@ -714,8 +737,7 @@ cdef class RunLoop:
             if b[0] == NULL:
                 out[k] = b""
                 continue
-            if s.cap[k] != s.len[k]:
-                _PyBytes_Resize(b, <Py_ssize_t>s.len[k])
+            _trim_buffer(b, &s.out[k], &s.cap[k], &s.len[k])
             out[k] = <object>b[0]
             Py_XDECREF(b[0])
             b[0] = NULL

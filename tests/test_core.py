@@ -151,7 +151,7 @@ def test_c_features_linux(backend):
     f = backend.FEATURES
     assert f & (1 << K.VIA_POSIX_SPAWN)
     assert f & (1 << K.VIA_VFORK)
-    assert f & 0x400            # FS_FEAT_PIDFD
+    assert f & K.FEAT_PIDFD
 
 
 # ---------------------------------------------------------------------------
@@ -941,7 +941,7 @@ def test_want_pidfd(backend, vflags):
     # The pure backend opens its pidfd with os.pidfd_open, which e.g.
     # PyPy 3.9 lacks; FEATURES says so, and WANT_PIDFD then gives -1 with
     # the child started all the same.
-    has_pidfd = bool(backend.FEATURES & 0x400)      # FS_FEAT_PIDFD
+    has_pidfd = bool(backend.FEATURES & K.FEAT_PIDFD)
     if backend is _backend.py_impl:
         assert has_pidfd == hasattr(os, "pidfd_open")
     res = spawn(backend, CAT, [b"cat"], stdin=K.STDIO_PIPE,
@@ -1164,9 +1164,9 @@ def _finish_wait(backend, res):
     return status, ru.value()
 
 
-# FS_FEAT_CLONE_WAIT (fs_spawn.h): spawn_wait()'s child is a clone(CLONE_VM)
-# beside the waiting thread instead of a vfork child.
-FEAT_CLONE_WAIT = 0x1000
+# FEAT_CLONE_WAIT: spawn_wait()'s child is a clone(CLONE_VM) beside the
+# waiting thread instead of a vfork child.
+FEAT_CLONE_WAIT = K.FEAT_CLONE_WAIT
 
 
 @pytest.fixture(params=[0, K.FORCE_VFORK], ids=["default", "vfork"])

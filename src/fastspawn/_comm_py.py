@@ -15,6 +15,10 @@ try:
 except ImportError:         # pragma: no cover - not POSIX
     _fcntl = None
 
+from ._constants import (
+    LOOP_EXITED, LOOP_EXPIRED, LOOP_IDLE, LOOP_NOTIFY, LOOP_WAKE,
+)
+
 __all__ = ["Communicator", "pidfd_wait", "reap"]
 
 _READ_CHUNK = 1 << 18
@@ -187,12 +191,6 @@ def pidfd_wait(pidfd, deadline):
 
 __all__ += ["RunLoop", "LOOP_EXITED", "LOOP_EXPIRED", "LOOP_WAKE",
             "LOOP_IDLE", "LOOP_NOTIFY"]
-
-LOOP_EXITED = 1
-LOOP_EXPIRED = 2
-LOOP_WAKE = 4
-LOOP_IDLE = 5
-LOOP_NOTIFY = 7
 
 _SLOT_FREE, _SLOT_BUSY, _SLOT_DONE = 0, 1, 2
 # waitid() check interval (s) for children without a pidfd (fs_loop.c).

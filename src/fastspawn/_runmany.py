@@ -25,7 +25,10 @@ from time import monotonic
 from typing import Any, Iterable, Iterator, List, Mapping, Optional, Sequence
 
 from . import _backend
-from ._constants import CLOSE_FDS, RESTORE_SIGNALS, WANT_PIDFD
+from ._constants import (
+    CLOSE_FDS, LOOP_EXITED as _EXITED, LOOP_EXPIRED as _EXPIRED,
+    LOOP_IDLE as _IDLE, LOOP_NOTIFY as _NOTIFY, RESTORE_SIGNALS, WANT_PIDFD,
+)
 from ._encode import encode_argv
 from ._launch import launch
 from ._pipeline import _decoder, _encode_cwd, _stdio
@@ -38,8 +41,6 @@ DEVNULL = subprocess.DEVNULL
 _CalledProcessError = subprocess.CalledProcessError
 _TimeoutExpired = subprocess.TimeoutExpired
 
-# The RunLoop.run() events (the same numbers in both backends).
-_EXITED, _EXPIRED, _WAKE, _IDLE, _NOTIFY = 1, 2, 4, 5, 7
 #: At most this many threads start commands at once (never more than
 #: os.cpu_count() or jobs; 1: the calling thread starts them itself).
 MAX_SPAWNERS = 4

@@ -27,19 +27,14 @@ from . import _constants as _k
 __all__ = ["FEATURES", "spawn", "spawn_wait", "spawn_capture", "spawn_method",
            "RawRusage", "Communicator", "pidfd_wait"]
 
-# The header and the Python constants are one contract: refuse to load on
-# any mismatch rather than misbehave.
-if (FS_STDIO_INHERIT, FS_STDIO_PIPE, FS_STDIO_DEVNULL, FS_STDIO_STDOUT,
-        FS_VIA_POSIX_SPAWN, FS_VIA_VFORK, FS_VIA_FORK,
-        FS_STEP_OK, FS_STEP_EXEC, FS_STEP_CHDIR, FS_STEP_OTHER,
-        FS_CLOSE_FDS, FS_SETSID, FS_RESTORE_SIGNALS, FS_WANT_PIDFD,
-        FS_FORCE_VFORK, FS_PREFER_POSIX_SPAWN) != (
-        _k.STDIO_INHERIT, _k.STDIO_PIPE, _k.STDIO_DEVNULL, _k.STDIO_STDOUT,
-        _k.VIA_POSIX_SPAWN, _k.VIA_VFORK, _k.VIA_FORK,
-        _k.STEP_OK, _k.STEP_EXEC, _k.STEP_CHDIR, _k.STEP_OTHER,
-        _k.CLOSE_FDS, _k.SETSID, _k.RESTORE_SIGNALS, _k.WANT_PIDFD,
-        _k.FORCE_VFORK, _k.PREFER_POSIX_SPAWN):
-    raise ImportError("fastspawn: fs_spawn.h and _constants.py disagree")
+# _constants.py is generated from the headers this was compiled with
+# (scripts/gen_constants.py): refuse to load beside a stale one rather than
+# misbehave.
+from ._fs_loop cimport *
+include "_constants.pxi"
+if any(getattr(_k, _name, None) != _value for _name, _value in _C_VALUES):
+    raise ImportError("fastspawn: the csrc headers and _constants.py "
+                      "disagree (scripts/gen_constants.py)")
 
 FEATURES = fs_features()
 
@@ -303,7 +298,10 @@ cdef int _trim_buffer(PyObject **buf, char **out, size_t *cap,
 
 
 cdef class Communicator:
-    """communicate() for one child: writes ``input`` to ``stdin_fd`` and
+    """Communicator(stdin_fd, stdout_fd, stderr_fd, input)
+--
+
+communicate() for one child: writes ``input`` to ``stdin_fd`` and
     reads ``stdout_fd``/``stderr_fd`` (-1: none) into bytes objects that
     grow in place and become the results without a final copy.
 
@@ -593,24 +591,22 @@ cdef object _strerror(int err):
 
 # ---- run_many()'s event loop (csrc/fs_loop.c) --------------------------------
 
-from ._fs_loop cimport *
-
 __all__ = __all__ + ["RunLoop", "LOOP_EXITED", "LOOP_EXPIRED", "LOOP_WAKE",
                      "LOOP_IDLE", "LOOP_NOTIFY"]
 
-#: RunLoop.run() events (the same numbers in _comm_py).
+#: RunLoop.run() events (_constants.LOOP_*).
 LOOP_EXITED = FS_LOOP_EXITED
 LOOP_EXPIRED = FS_LOOP_EXPIRED
 LOOP_WAKE = FS_LOOP_WAKE
 LOOP_IDLE = FS_LOOP_IDLE
 LOOP_NOTIFY = FS_LOOP_NOTIFY
-if (LOOP_EXITED, LOOP_EXPIRED, LOOP_WAKE, LOOP_IDLE, LOOP_NOTIFY) != (
-        1, 2, 4, 5, 7):
-    raise ImportError("fastspawn: fs_loop.h and _spawn_c.pyx disagree")
 
 
 cdef class RunLoop:
-    """One poll loop over up to ``nslots`` running children (run_many()).
+    """RunLoop(nslots, notify_fd=-1)
+--
+
+One poll loop over up to ``nslots`` running children (run_many()).
 
     ``add(slot, pid, pidfd, stdout_fd, stderr_fd, deadline)`` puts a child
     in a free slot; the loop then owns ``stdout_fd``/``stderr_fd`` (-1:

@@ -36,7 +36,7 @@ except ImportError:  # PyPy 3.9's fcntl lacks it: the Linux/macOS value
 
 from . import _forkexec
 from ._constants import (
-    CLOSE_FDS, FORCE_VFORK, PREFER_POSIX_SPAWN, RESTORE_SIGNALS, SETSID,
+    CLOSE_FDS, FEAT_ADDCLOSEFROM, FEAT_PIDFD, FORCE_VFORK, PREFER_POSIX_SPAWN, RESTORE_SIGNALS, SETSID,
     STDIO_DEVNULL, STDIO_PIPE, STDIO_STDOUT, STEP_EXEC, STEP_OK, STEP_OTHER, VIA_FORK,
     VIA_POSIX_SPAWN, VIA_VFORK, WANT_PIDFD,
 )
@@ -130,18 +130,15 @@ _NO_ATTRS = {}
 
 _EBADF_RESULT = (-1, -1, -1, -1, -1, 0, STEP_OTHER, EBADF)
 
-# Same bits as fs_features() in fs_spawn.c (FS_FEAT_* in fs_spawn.h).
-_FEAT_ADDCLOSEFROM = 0x200
-_FEAT_PIDFD = 0x400
-# VIA_FORK is always there: CPython's fork_exec fork()s for uid/gid/groups.
+# fs_features()'s bits (fs_spawn.c). VIA_FORK is always there: CPython's fork_exec fork()s for uid/gid/groups.
 FEATURES = (
     ((1 << VIA_POSIX_SPAWN)
      if _posix_spawn is not None and not _SPAWN_IGNORES_INTERNAL_SIGNALS
      else 0)
     | ((1 << VIA_VFORK) if _forkexec.VFORK_CAPABLE else 0)
     | (1 << VIA_FORK)
-    | (_FEAT_ADDCLOSEFROM if _CLOSEFROM is not None else 0)
-    | (_FEAT_PIDFD if _pidfd_open is not None else 0)
+    | (FEAT_ADDCLOSEFROM if _CLOSEFROM is not None else 0)
+    | (FEAT_PIDFD if _pidfd_open is not None else 0)
 )
 
 

@@ -48,7 +48,7 @@ _WRITE_TAKES_STRIDED = _write_takes_strided()
 
 
 class Communicator:
-    """See _spawn_c.Communicator."""
+    """See _contract (Communicator)."""
 
     def __init__(self, stdin_fd, stdout_fd, stderr_fd, input):
         self._fds = [stdin_fd, stdout_fd, stderr_fd]
@@ -81,7 +81,7 @@ class Communicator:
         if i == 0:
             self._view = None
         if type(on_close) is list:
-            # The caller's fds (see _spawn_c.pyi): close it, mark it closed.
+            # The caller's fds (see _contract): close it, mark it closed.
             on_close[i] = -1
             os.close(fd)
         else:
@@ -207,7 +207,8 @@ class _Slot:
 
 
 class RunLoop:
-    """See _spawn_c.RunLoop: the same loop on a selector."""
+    """See _contract (RunLoop): the same loop as _spawn_c's, on a
+    selector."""
 
     def __init__(self, nslots, notify_fd=-1):
         if nslots < 1:
@@ -220,9 +221,8 @@ class RunLoop:
         self._next = 0
         self._nopidfd = _NOPIDFD_MIN
         self._closed = False
-        #: {pid: wait status} of children this loop had to reap itself
-        #: (no pidfd and no os.waitid(), e.g. macOS): the caller's waitpid()
-        #: must look here first.
+        #: {pid: wait status} of the children reported LOOP_EXITED (reaped
+        #: by the loop; the caller pops them).
         self.reaped = {}
 
     def _check(self, slot):
@@ -276,6 +276,10 @@ class RunLoop:
             if s.state != _SLOT_BUSY:
                 continue
             if s.exited and s.fds[0] < 0 and s.fds[1] < 0:
+                if s.pid not in self.reaped:
+                    # Exited: wait4() returns at once. (Without
+                    # os.waitid() the exit check has reaped it already.)
+                    self.reaped[s.pid] = reap(s.pid)[0]
                 s.state = _SLOT_DONE
                 self._next = (i + 1) % n
                 return (LOOP_EXITED, i)
@@ -380,7 +384,7 @@ class RunLoop:
 
 def _exited_nopidfd(pid, reaped):
     """Whether child ``pid`` has exited, without reaping it where
-    os.waitid() exists; elsewhere it is reaped into ``reaped``."""
+    os.waitid() exists; elsewhere it is reaped into ``reaped`` now."""
     try:
         if _waitid is not None:
             return _waitid(os.P_PID, pid,

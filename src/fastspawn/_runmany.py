@@ -3,10 +3,11 @@
 One event loop drives every running child: the backend's ``RunLoop``
 (csrc/fs_loop.c, GIL released: poll() over the children's pidfds and
 pipes, reading into per-child buffers; the pure twin uses a selector). The
-loop returns to Python only when a child is finished, when a per-command
-timeout passes, or when a buffer must grow; Python then reaps the child,
-puts the next command in its slot and goes back into the loop. No thread
-per child, no Popen object per child.
+loop returns to Python only when a child is finished (the loop has reaped
+it: its status is in ``RunLoop.reaped``), when a per-command timeout
+passes, or when a buffer must grow; Python then takes the child's status
+and output, puts the next command in its slot and goes back into the loop.
+No thread per child, no Popen object per child.
 
 Starting a command blocks until the child has exec()ed (vfork semantics:
 hundreds of microseconds), which would make one thread the bottleneck for

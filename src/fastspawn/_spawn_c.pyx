@@ -3,7 +3,8 @@
 
 Arguments arrive already encoded and validated (fastspawn._encode); this
 module only turns them into the C request, spawns with the GIL released and
-converts the result. Interface: _spawn_c.pyi (shared with _spawn_py).
+converts the result. Interface: _contract.py (shared with _spawn_py; typed
+in _spawn_c.pyi).
 """
 cimport cython
 from cpython.buffer cimport (PyBUF_SIMPLE, PyObject_CheckBuffer,
@@ -136,7 +137,7 @@ cdef class _Request:
 def spawn(path, argv, envp, int stdin, int stdout, int stderr,
           tuple pass_fds, cwd, int flags, int pgroup, int umask, long long uid,
           long long gid, groups):
-    """See _spawn_c.pyi."""
+    """See fastspawn._contract."""
     cdef _Request r = _Request()
     cdef fs_result res
     cdef int rc, err
@@ -205,7 +206,7 @@ cdef tuple _reap(pid_t pid, int waited, int *status, rusage *ru):
 def spawn_wait(path, argv, envp, int stdin, int stdout, int stderr,
                tuple pass_fds, cwd, int flags, int pgroup, int umask,
                long long uid, long long gid, groups):
-    """See _spawn_c.pyi."""
+    """See fastspawn._contract."""
     cdef _Request r = _Request()
     cdef fs_result res
     cdef rusage ru
@@ -230,7 +231,7 @@ def spawn_wait(path, argv, envp, int stdin, int stdout, int stderr,
 def spawn_method(path, argv, envp, int stdin, int stdout, int stderr,
                  tuple pass_fds, cwd, int flags, int pgroup, int umask,
                  long long uid, long long gid, groups):
-    """See _spawn_c.pyi."""
+    """See fastspawn._contract."""
     cdef _Request r = _Request()
     r.fill(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
            pgroup, umask, uid, gid, groups)
@@ -475,7 +476,7 @@ communicate() for one child: writes ``input`` to ``stdin_fd`` and
 def spawn_capture(path, argv, envp, int stdin, int stdout, int stderr,
                   tuple pass_fds, cwd, int flags, int pgroup, int umask,
                   long long uid, long long gid, groups, input):
-    """See _spawn_c.pyi."""
+    """See fastspawn._contract."""
     cdef _Request r
     cdef fs_result res
     cdef fs_clone *cl = NULL
@@ -624,20 +625,24 @@ One poll loop over up to ``nslots`` running children (run_many()).
     busy slots or not (the caller drains it): other threads that start
     children wake the loop that way. Output buffers grow in
     place and ``take(slot)`` returns them without a copy, freeing the slot.
-    Not for use from several threads at once.
+    A child reported LOOP_EXITED is reaped here, its wait status left in
+    ``reaped`` for the caller (see _contract). Not for use from several
+    threads at once.
     """
     cdef fs_loop l
     cdef PyObject **bufs            # 2 per slot: stdout, stderr
     cdef unsigned char *wanted      # 2 per slot
     cdef Py_ssize_t n
     cdef bint running
-    #: Always empty here (every child has a pidfd or is watched with
-    #: waitid(WNOWAIT)); the pure twin may reap children into it.
+    cdef Py_ssize_t exited          # LOOP_EXITED slot not reaped yet, -1
+    cdef pid_t exited_pid           # ... and its child
+    #: {pid: wait status} of the children reported LOOP_EXITED.
     cdef readonly dict reaped
 
     def __cinit__(self, Py_ssize_t nslots, int notify_fd=-1):
         cdef Py_ssize_t i
         self.reaped = {}
+        self.exited = -1
         self.bufs = NULL
         self.wanted = NULL
         self.running = False
@@ -693,17 +698,39 @@ One poll loop over up to ``nslots`` running children (run_many()).
         return _grow_buffer(&self.bufs[2 * slot + k], &s.out[k], &s.cap[k],
                             &s.len[k])
 
+    cdef int _reap_exited(self) except -1:
+        """Reap the child of the LOOP_EXITED slot (it has exited: the wait
+        ends at once, unless a signal handler raises -- then the next run()
+        comes back here first)."""
+        cdef rusage ru
+        cdef int status = 0
+        st, _ = _reap(self.exited_pid, 0, &status, &ru)
+        self.reaped[self.exited_pid] = st
+        self.exited = -1
+        return 0
+
     def run(self, wake):
         cdef double dl = _deadline(wake, True)
         cdef int ev, err
+        cdef Py_ssize_t slot
         self._check(0)
+        if self.exited >= 0:
+            slot = self.exited
+            self._reap_exited()
+            return (FS_LOOP_EXITED, slot)
         while True:
             self.running = True
             with nogil:
                 ev = fs_loop_run(&self.l, dl)
                 err = errno
             self.running = False
-            if ev == FS_LOOP_EXITED or ev == FS_LOOP_EXPIRED:
+            if ev == FS_LOOP_EXITED:
+                slot = <Py_ssize_t>self.l.event_slot
+                self.exited = slot
+                self.exited_pid = self.l.slots[slot].pid
+                self._reap_exited()
+                return (ev, slot)
+            if ev == FS_LOOP_EXPIRED:
                 return (ev, <Py_ssize_t>self.l.event_slot)
             if (ev == FS_LOOP_WAKE or ev == FS_LOOP_IDLE
                     or ev == FS_LOOP_NOTIFY):
@@ -725,6 +752,8 @@ One poll loop over up to ``nslots`` running children (run_many()).
         s = &self.l.slots[slot]
         if s.state != FS_SLOT_DONE:
             raise ValueError("slot %d has not finished" % slot)
+        if slot == self.exited:
+            self._reap_exited()     # its reaping was interrupted
         out = [None, None]
         for k in range(2):
             b = &self.bufs[2 * slot + k]

@@ -29,9 +29,9 @@
 #include <sys/types.h>
 
 /* fs_loop_run() results. */
-#define FS_LOOP_EXITED   1   /* slot event_slot: exited, pipes finished */
-#define FS_LOOP_EXPIRED  2   /* slot event_slot: deadline passed (once) */
-#define FS_LOOP_GROW     3   /* slot event_slot: out[event_stream] full */
+#define FS_LOOP_EXITED   1   /* event_slot's child exited, pipes done */
+#define FS_LOOP_EXPIRED  2   /* event_slot's deadline passed (once) */
+#define FS_LOOP_GROW     3   /* event_slot's out[event_stream] is full */
 #define FS_LOOP_WAKE     4   /* the wake-up time passed */
 #define FS_LOOP_IDLE     5   /* no busy slot */
 #define FS_LOOP_EINTR    6   /* a signal arrived: run handlers, resume */

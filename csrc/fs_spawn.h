@@ -37,8 +37,8 @@
 
 /* How the child was started (fs_result.method). */
 #define FS_VIA_POSIX_SPAWN 1
-#define FS_VIA_VFORK       2
-#define FS_VIA_FORK        3
+#define FS_VIA_VFORK       2   /* (pure backend: vfork-capable fork_exec) */
+#define FS_VIA_FORK        3   /* a real fork() */
 
 /* Which step failed in the child (fs_result.err_step). */
 #define FS_STEP_OK     0
@@ -46,6 +46,7 @@
 #define FS_STEP_CHDIR  2   /* chdir(cwd) */
 #define FS_STEP_OTHER  3   /* anything else before exec: dup2, open, setsid,
                               setpgid, setgroups, setgid, setuid, ... */
+#define FS_STEP_PREEXEC 4  /* preexec_fn raised: Python's fork path only */
 
 /* Flags (fs_request.flags). */
 #define FS_CLOSE_FDS        0x01  /* close every fd >= 3 but pass_fds */
@@ -53,9 +54,9 @@
 #define FS_RESTORE_SIGNALS  0x04  /* SIGPIPE, SIGXFSZ (, SIGXFZ) -> SIG_DFL */
 #define FS_WANT_PIDFD       0x08  /* return a pidfd for the child (Linux) */
 #define FS_FORCE_VFORK      0x10  /* testing: skip the posix_spawn path */
-#define FS_PREFER_POSIX_SPAWN 0x20 /* use posix_spawn wherever it can express
-                                     the request, even where the vfork path
-                                     is cheaper (see fs_spawn_method()) */
+/* Use posix_spawn wherever it can express the request, even where the
+ * vfork path is cheaper (see fs_spawn_method()). */
+#define FS_PREFER_POSIX_SPAWN 0x20 /* posix_spawn wherever it fits */
 
 typedef struct {
     char *const *paths;         /* files to try to exec, in order; more

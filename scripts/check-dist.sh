@@ -91,7 +91,8 @@ problems = []
 required = {"PKG-INFO", "pyproject.toml", "setup.py", "README.md", "LICENSE",
             "MANIFEST.in"}
 wanted = {"csrc": ("*.c", "*.h"),
-          "src/fastspawn": ("*.py", "*.pyi", "*.pyx", "*.pxd", "py.typed"),
+          "src/fastspawn": ("*.py", "*.pyi", "*.pyx", "*.pxd", "*.pxi",
+                            "py.typed"),
           "tests": ("*.py",)}
 for d, pats in wanted.items():
     for dirpath, dirnames, files in os.walk(os.path.join(snap, d)):

@@ -151,7 +151,7 @@ def test_c_features_linux(backend):
     f = backend.FEATURES
     assert f & (1 << K.VIA_POSIX_SPAWN)
     assert f & (1 << K.VIA_VFORK)
-    assert f & 0x400            # FS_FEAT_PIDFD
+    assert f & K.FEAT_PIDFD
 
 
 # ---------------------------------------------------------------------------
@@ -941,7 +941,7 @@ def test_want_pidfd(backend, vflags):
     # The pure backend opens its pidfd with os.pidfd_open, which e.g.
     # PyPy 3.9 lacks; FEATURES says so, and WANT_PIDFD then gives -1 with
     # the child started all the same.
-    has_pidfd = bool(backend.FEATURES & 0x400)      # FS_FEAT_PIDFD
+    has_pidfd = bool(backend.FEATURES & K.FEAT_PIDFD)
     if backend is _backend.py_impl:
         assert has_pidfd == hasattr(os, "pidfd_open")
     res = spawn(backend, CAT, [b"cat"], stdin=K.STDIO_PIPE,
@@ -1151,22 +1151,18 @@ def test_argv_items_must_be_bytes(backend):
 
 
 def _finish_wait(backend, res):
-    """The (status, struct_rusage) of a spawn_wait() result, reaping the
-    child ourselves when the backend left that to the caller."""
+    """The (status, struct_rusage) of a spawn_wait() result: both backends
+    wait (see _contract.WaitResult)."""
     pid, status, ru, step, err, exc = res
     assert step == K.STEP_OK and err == 0 and exc is None, res
     assert pid > 0
-    if status is None:
-        assert ru is None
-        _, status, ru = os.wait4(pid, 0)
-        return status, ru
-    assert ru is not None
+    assert status is not None and isinstance(ru, backend.RawRusage), res
     return status, ru.value()
 
 
-# FS_FEAT_CLONE_WAIT (fs_spawn.h): spawn_wait()'s child is a clone(CLONE_VM)
-# beside the waiting thread instead of a vfork child.
-FEAT_CLONE_WAIT = 0x1000
+# FEAT_CLONE_WAIT: spawn_wait()'s child is a clone(CLONE_VM) beside the
+# waiting thread instead of a vfork child.
+FEAT_CLONE_WAIT = K.FEAT_CLONE_WAIT
 
 
 @pytest.fixture(params=[0, K.FORCE_VFORK], ids=["default", "vfork"])
@@ -1267,11 +1263,7 @@ def test_spawn_wait_sigchld_ignored_status_lost(backend, wait_flags):
                                        flags=wait_flags))
         pid, status, ru, step, err, exc = res
         assert step == K.STEP_OK and exc is None
-        if status is None:         # the caller's wait: ECHILD
-            with pytest.raises(ChildProcessError):
-                os.wait4(pid, 0)
-        else:                      # lost, reported as 0 like subprocess
-            assert (status, ru) == (0, None)
+        assert (status, ru) == (0, None)    # lost: 0, like subprocess
     finally:
         signal.signal(signal.SIGCHLD, old)
 
@@ -1292,7 +1284,6 @@ def test_spawn_wait_handlers_run_and_raise(backend, wait_flags):
             res = backend.spawn_wait(*_req(b"/bin/sleep", [b"sleep", b"5"],
                                            flags=wait_flags))
         except KeyError:
-            # the pure backend waits outside (never here): not reached
             raise AssertionError(
                 "spawn_wait raised the handler's error") from None
     finally:
@@ -1300,10 +1291,7 @@ def test_spawn_wait_handlers_run_and_raise(backend, wait_flags):
         signal.signal(signal.SIGALRM, old)
     pid, status, ru, step, err, exc = res
     assert status is None and ru is None and step == K.STEP_OK
-    if backend is _backend.c_impl:
-        assert isinstance(exc, KeyError) and len(hits) >= 3
-    else:
-        assert exc is None
+    assert isinstance(exc, KeyError) and len(hits) >= 3
     os.kill(pid, signal.SIGKILL)
     assert os.waitpid(pid, 0)[1] == signal.SIGKILL
 
@@ -1417,9 +1405,8 @@ def test_spawn_capture_outputs_and_input(backend, size, wait_flags):
     assert (step, errn, exc, fds) == (K.STEP_OK, 0, None, None)
     assert out == data and err == b"e"
     assert os.waitstatus_to_exitcode(status) == 5
-    if not isinstance(ru, resource.struct_rusage):
-        ru = ru.value()
-    assert ru.ru_maxrss > 0
+    assert isinstance(ru, backend.RawRusage)
+    assert ru.value().ru_maxrss > 0
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
 

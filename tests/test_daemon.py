@@ -5,6 +5,7 @@ test started (checking its start time first) even when the test fails.
 Every test runs on both backends (conftest's autouse fixture)."""
 import ast
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -152,12 +153,17 @@ def test_start_status_stop(daemons, tmp_path):
     assert info["stdin"] == "/dev/null"
     assert info["fds"][:3] == [0, 1, 2] and len(info["fds"]) <= 4
     assert info["cwd"] == "/" and info["umask"] == 0o022
-    with open(pidfile) as f:
-        lines = f.read().splitlines()
-    assert lines[0] == str(pid)
-    assert lines[1].startswith("start=")
+    # The pidfile is the pid and a newline, nothing else (FHS); who that
+    # pid is goes beside it.
+    with open(pidfile, "rb") as f:
+        assert f.read() == b"%d\n" % pid
+    with open(pidfile + ".ident") as f:
+        ident = f.read().splitlines()
+    assert ident[0] == "pid=%d" % pid
+    assert ident[1] == "start=%s" % daemon._start_time(pid)
     # No temporary or lock file left behind.
-    assert sorted(os.listdir(tmp_path)) == ["d.pid", "d.pid.log"]
+    assert sorted(os.listdir(tmp_path)) == ["d.pid", "d.pid.ident",
+                                            "d.pid.log"]
     with open(log) as f:
         assert "stderr-line" in f.read()
 
@@ -165,8 +171,56 @@ def test_start_status_stop(daemons, tmp_path):
     assert not alive(pid)
     assert daemon.status(pidfile) is None
     assert not os.path.exists(pidfile)
+    assert not os.path.exists(pidfile + ".ident")
     assert not os.path.exists(pidfile + ".lock")
     assert daemon.stop(pidfile) is False
+
+
+@pytest.mark.parametrize("tool", ["kill-cat", "pkill-F"])
+def test_pidfile_works_with_the_usual_tools(daemons, tmp_path, tool):
+    """``kill $(cat app.pid)`` and ``pkill -F app.pid`` take our pidfile."""
+    pid, pidfile, log = start_daemon(daemons, tmp_path)
+    read_info(log)
+    if tool == "kill-cat":
+        cmd = ["sh", "-c", 'kill "$(cat "$1")"', "sh", pidfile]
+    else:
+        if shutil.which("pkill") is None:
+            pytest.skip("no pkill")
+        cmd = ["pkill", "-F", pidfile]
+    # The tools as a user runs them: without the sanitizer pass's preloaded
+    # ASan runtime (pkill deadlocks in its start-up under it).
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=30,
+                       env=env)
+    assert r.returncode == 0 and r.stderr == "", r
+    wait_for(lambda: not alive(pid))
+    # Its process gone, the pidfile is stale.
+    assert daemon.status(pidfile) is None
+    assert daemon.stop(pidfile) is False
+    assert os.listdir(tmp_path) == ["d.pid.log"]
+
+
+def test_pidfile_written_by_another_tool(daemons, tmp_path):
+    """A pid-only pidfile, no ident file: taken on the pid's word."""
+    victim = subprocess.Popen(["sleep", "30"])
+    try:
+        pidfile = daemons.pidfile()
+        with open(pidfile, "w") as f:
+            f.write("%d\n" % victim.pid)
+        assert daemon.status(pidfile) == victim.pid
+        with pytest.raises(daemon.AlreadyRunning):
+            daemon.start(["sleep", "30"], pidfile)
+        # An ident file about another pid (the pidfile was rewritten
+        # since) does not speak for this one.
+        with open(pidfile + ".ident", "w") as f:
+            f.write("pid=%d\nstart=1\n" % (victim.pid + 1))
+        assert daemon.status(pidfile) == victim.pid
+        assert daemon.stop(pidfile) is True
+        assert victim.wait(timeout=10) == -signal.SIGTERM
+        assert os.listdir(tmp_path) == []
+    finally:
+        victim.kill()
+        victim.wait()
 
 
 def test_cwd_umask_env(daemons, tmp_path):
@@ -281,6 +335,20 @@ def test_refuses_to_start_twice(daemons, tmp_path):
     assert daemon.stop(pidfile)
 
 
+def write_pidfile(pidfile, pid, legacy=False, **ident):
+    """A pidfile and its ident file as start() writes them; ``legacy``:
+    in one file, as fastspawn wrote them before (pid, start=, boot=)."""
+    lines = ["%s=%s" % kv for kv in ident.items()]
+    if legacy:
+        with open(pidfile, "w") as f:
+            f.write("".join(x + "\n" for x in ["%d" % pid] + lines))
+        return
+    with open(pidfile, "w") as f:
+        f.write("%d\n" % pid)
+    with open(pidfile + ".ident", "w") as f:
+        f.write("".join(x + "\n" for x in ["pid=%d" % pid] + lines))
+
+
 def _dead_pid():
     p = subprocess.Popen(["true"])
     p.wait()
@@ -290,8 +358,7 @@ def _dead_pid():
 def test_stale_pidfile_is_replaced(daemons, tmp_path):
     pidfile = daemons.pidfile()
     dead = _dead_pid()
-    with open(pidfile, "w") as f:
-        f.write("%d\nstart=12345\n" % dead)
+    write_pidfile(pidfile, dead, start="12345")
     assert daemon.status(pidfile) is None
     pid, _, _ = start_daemon(daemons, tmp_path)
     assert pid != dead
@@ -309,23 +376,23 @@ def test_garbage_pidfile_is_stale(daemons, tmp_path, content):
     assert not os.path.exists(pidfile)
 
 
-def test_reused_pid_is_never_signalled(daemons, tmp_path):
+@pytest.mark.parametrize("legacy", [False, True], ids=["ident", "legacy"])
+def test_reused_pid_is_never_signalled(daemons, tmp_path, legacy):
     # The pidfile names a live process that is not the one it recorded
     # (different start time): as after the daemon died and its pid was
-    # reused.
+    # reused. ``legacy``: the one-file format of earlier versions.
     victim = subprocess.Popen(["sleep", "30"])
     try:
         pidfile = daemons.pidfile()
-        with open(pidfile, "w") as f:
-            f.write("%d\nstart=1\n" % victim.pid)
+        write_pidfile(pidfile, victim.pid, legacy, start="1")
         assert daemon.status(pidfile) is None
         assert daemon.stop(pidfile, timeout=0.1) is False
         assert not os.path.exists(pidfile)
+        assert not os.path.exists(pidfile + ".ident")
         time.sleep(0.1)
         assert victim.poll() is None      # untouched
         # And start() replaces such a pidfile instead of refusing.
-        with open(pidfile, "w") as f:
-            f.write("%d\nstart=1\n" % victim.pid)
+        write_pidfile(pidfile, victim.pid, legacy, start="1")
         pid, _, _ = start_daemon(daemons, tmp_path)
         assert daemon.status(pidfile) == pid
         assert daemon.stop(pidfile)
@@ -335,16 +402,16 @@ def test_reused_pid_is_never_signalled(daemons, tmp_path):
         victim.wait()
 
 
-def test_pidfile_from_another_boot_is_stale(daemons, tmp_path):
+@pytest.mark.parametrize("legacy", [False, True], ids=["ident", "legacy"])
+def test_pidfile_from_another_boot_is_stale(daemons, tmp_path, legacy):
     victim = subprocess.Popen(["sleep", "30"])
     try:
         pidfile = daemons.pidfile()
         start = daemon._start_time(victim.pid)
-        with open(pidfile, "w") as f:
-            f.write("%d\nstart=%s\nboot=not-this-boot\n" % (victim.pid, start))
+        write_pidfile(pidfile, victim.pid, legacy, start=start,
+                      boot="not-this-boot")
         assert daemon.status(pidfile) is None
-        with open(pidfile, "w") as f:
-            f.write("%d\nstart=%s\n" % (victim.pid, start))
+        write_pidfile(pidfile, victim.pid, legacy, start=start)
         assert daemon.status(pidfile) == victim.pid
     finally:
         victim.kill()

@@ -345,6 +345,136 @@ def test_memory_exhaustion_while_capturing(backend):
     assert res["after"] == ("completed", 0, b"back\n", b"")
 
 
+# An output buffer that cannot grow (RLIMIT_AS stops _PyBytes_Resize, which
+# then frees the buffer): MemoryError, and the loop stays usable -- once the
+# limit is lifted, going on reads the rest of the stream into a new buffer
+# (the C backend loses what the freed buffer held; the pure one, whose
+# os.read() failed before reading, loses nothing). What comes out is always
+# a tail of the stream: never memory that was freed or never written.
+# Under ASan (scripts/sanitize.sh), whose shadow memory rules RLIMIT_AS
+# out, ASan's own allocator refuses every block over 24 MiB instead, for
+# good: each buffer that reaches 16 MiB fails to grow and is lost.
+_GROW_FAIL_BODY = r"""
+import resource
+from fastspawn import _constants as K
+impl = _backend.impl
+ASAN = "libasan" in open("/proc/self/maps").read()
+BLOCKS = 10240                      # 40 MiB of 4 KiB blocks
+WRITER = ("import os\n"
+          "for i in range(%d):\n"
+          "    os.write(1, b'%%015d\\n' %% i * 256)\n" % BLOCKS)
+
+def tail_of_stream(out):
+    # Block i is b"%015d\n" % i, 256 times: ``out`` must be blocks
+    # first..BLOCKS-1, whole and in order.
+    try:
+        first = int(out[:16])
+    except ValueError:
+        return "not a block: %r" % out[:16]
+    if len(out) != (BLOCKS - first) * 4096:
+        return "length %d from block %d" % (len(out), first)
+    view = memoryview(out)
+    for i in range(first, BLOCKS):
+        off = (i - first) * 4096
+        if view[off:off + 4096] != b"%015d\n" % i * 256:
+            return "block %d garbled" % i
+    return "ok"
+
+def start():
+    res = impl.spawn(sys.executable, [sys.executable, b"-c", WRITER.encode()],
+                     None, K.STDIO_INHERIT, K.STDIO_PIPE, K.STDIO_INHERIT, (),
+                     None, K.CLOSE_FDS | K.WANT_PIDFD, -1, -1, -1, -1, None)
+    assert res[6] == K.STEP_OK, res
+    return res[0], res[1], res[3]
+
+def limit_memory():
+    # ~24 MiB of address space above what the interpreter uses now: the
+    # output buffer's growth from 16 to 32 MiB cannot fit.
+    if ASAN:
+        return
+    with open("/proc/self/status") as f:
+        vm = [l for l in f if l.startswith("VmSize:")][0]
+    size = int(vm.split()[1]) * 1024 + 24 * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (size, hard))
+
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+sys.executable = os.fsencode(sys.executable)
+fds = open_fds()
+
+# run_many()'s RunLoop
+pid, pidfd, r = start()
+loop = impl.RunLoop(1)
+loop.add(0, pid, pidfd, r, -1, None)
+errors = 0
+limit_memory()
+while True:
+    try:
+        ev, slot = loop.run(None)
+    except MemoryError:
+        errors += 1
+        assert errors < 5, "MemoryError again and again"
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        continue
+    if ev == impl.LOOP_EXITED:
+        break
+resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+out, err = loop.take(0)
+loop.close()
+RESULT["loop"] = (errors, tail_of_stream(out), err)
+out = None
+assert os.waitstatus_to_exitcode(loop.reaped.pop(pid)) == 0  # reaped there
+if pidfd >= 0:
+    os.close(pidfd)
+
+# communicate()'s Communicator
+pid, pidfd, r = start()
+com = impl.Communicator(-1, r, -1, None)
+streams = [-1, r, -1]
+errors = 0
+limit_memory()
+while True:
+    try:
+        done = com.run(None, streams)
+    except MemoryError:
+        errors += 1
+        assert errors < 5, "MemoryError again and again"
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        continue
+    if done:
+        break
+resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+out, err = com.output()
+RESULT["communicator"] = (errors, tail_of_stream(out), err, streams)
+out = com = None
+os.waitpid(pid, 0)
+if pidfd >= 0:
+    os.close(pidfd)
+assert open_fds() == fds, open_fds() - fds
+assert not children(), children()
+"""
+
+
+def _under_asan():
+    with open("/proc/self/maps") as f:
+        return "libasan" in f.read()
+
+
+def test_output_buffer_that_cannot_grow(backend, monkeypatch):
+    if sys.implementation.name == "pypy":
+        pytest.skip("PyPy's GC aborts the process instead of raising "
+                    "MemoryError when RLIMIT_AS stops an allocation")
+    failures = 1
+    if _under_asan():
+        monkeypatch.setenv("ASAN_OPTIONS", os.environ.get(
+            "ASAN_OPTIONS", "") + ":allocator_may_return_null=1"
+            ":max_allocation_size_mb=24")
+        failures = 2        # at 16 and at 32 MiB
+    res = run_scenario("c" if backend.__name__.endswith("_spawn_c") else "py",
+                       _GROW_FAIL_BODY, timeout=120)
+    assert res["loop"] == (failures, "ok", None)
+    assert res["communicator"] == (failures, "ok", None, (-1, -1, -1))
+
+
 # ---------------------------------------------------------------------------
 # children killed by signals
 

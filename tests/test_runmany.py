@@ -398,9 +398,9 @@ def test_runloop_direct_misuse():
             loop.add(5, 1, -1, -1, -1, None)
         with pytest.raises(ValueError):
             loop.take(0)
-        assert loop.run(None) == (_runmany._IDLE, -1)
+        assert loop.run(None) == (fastspawn._constants.LOOP_IDLE, -1)
         t = time.monotonic()
-        assert loop.run(t) == (_runmany._WAKE, -1)
+        assert loop.run(t) == (fastspawn._constants.LOOP_WAKE, -1)
     finally:
         loop.close()
     with pytest.raises(ValueError):
@@ -451,12 +451,12 @@ def test_runloop_notify_fd():
     try:
         # No busy slot, but a notify fd: it waits for it (here: the wake).
         t = time.monotonic() + 0.05
-        assert loop.run(t) == (_runmany._WAKE, -1)
+        assert loop.run(t) == (fastspawn._constants.LOOP_WAKE, -1)
         os.write(w, b"x")
-        assert loop.run(None) == (_runmany._NOTIFY, -1)
-        assert loop.run(None) == (_runmany._NOTIFY, -1)   # not drained
+        assert loop.run(None) == (fastspawn._constants.LOOP_NOTIFY, -1)
+        assert loop.run(None) == (fastspawn._constants.LOOP_NOTIFY, -1)   # not drained
         os.read(r, 1)
-        assert loop.run(time.monotonic()) == (_runmany._WAKE, -1)
+        assert loop.run(time.monotonic()) == (fastspawn._constants.LOOP_WAKE, -1)
     finally:
         loop.close()
         os.close(r)

@@ -235,9 +235,10 @@ fastspawn\\._subprocess_api\\.Popen\\.__init__
 fastspawn\\._subprocess_api\\.Popen\\.__del__
 # A type alias for the spawn() result, only in the stub.
 fastspawn\\._spawn_c\\.SpawnResult
-# Cython classes: __cinit__'s signature is not visible at run time, and
-# extension types are disjoint bases (typing_extensions.disjoint_base).
-fastspawn\\._spawn_c\\.(Communicator|RunLoop)\\.__init__
+# Cython classes: the constructor is __cinit__, whose signature (from the
+# class's text signature) stubtest sees on __new__, the stub's on __init__;
+# and extension types are disjoint bases (typing_extensions.disjoint_base).
+fastspawn\\._spawn_c\\.(Communicator|RunLoop)\\.__(init|new)__
 fastspawn\\._spawn_c\\.(Communicator|RunLoop)
 """
 

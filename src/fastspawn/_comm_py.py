@@ -1,6 +1,8 @@
-"""Pure-Python twin of the C communicate loop and pidfd wait (csrc/fs_io.c):
-same interface as ``_spawn_c.Communicator`` / ``_spawn_c.pidfd_wait``, built
-on selectors like subprocess, with larger reads and writes."""
+"""Pure-Python twin of the C communicate loop and waits (csrc/fs_io.c,
+fs_reap() of fs_spawn.c): same interface as ``_spawn_c.Communicator`` /
+``_spawn_c.pidfd_wait``, built on selectors like subprocess, with larger
+reads and writes; ``reap``, the blocking wait4() both backends' callers
+use."""
 import io
 import os
 import select
@@ -13,7 +15,11 @@ try:
 except ImportError:         # pragma: no cover - not POSIX
     _fcntl = None
 
-__all__ = ["Communicator", "pidfd_wait"]
+from ._constants import (
+    LOOP_EXITED, LOOP_EXPIRED, LOOP_IDLE, LOOP_NOTIFY, LOOP_WAKE,
+)
+
+__all__ = ["Communicator", "pidfd_wait", "reap"]
 
 _READ_CHUNK = 1 << 18
 _WRITE_CHUNK = 1 << 20
@@ -46,7 +52,7 @@ _WRITE_TAKES_STRIDED = _write_takes_strided()
 
 
 class Communicator:
-    """See _spawn_c.Communicator."""
+    """See _contract (Communicator)."""
 
     def __init__(self, stdin_fd, stdout_fd, stderr_fd, input):
         self._fds = [stdin_fd, stdout_fd, stderr_fd]
@@ -89,7 +95,7 @@ class Communicator:
         if i == 0:
             self._view = None
         if type(on_close) is list:
-            # The caller's fds (see _spawn_c.pyi): close it, mark it closed.
+            # The caller's fds (see _contract): close it, mark it closed.
             on_close[i] = -1
             os.close(fd)
         else:
@@ -215,6 +221,16 @@ class Communicator:
         return out
 
 
+def reap(pid):
+    """Block until ``pid`` is reaped: its (wait status, rusage), or (0,
+    None) when SIGCHLD is ignored and the status is lost, as subprocess
+    reports it (bpo-15756)."""
+    try:
+        return os.wait4(pid, 0)[1:]
+    except ChildProcessError:
+        return 0, None
+
+
 def pidfd_wait(pidfd, deadline):
     """True once the child behind ``pidfd`` exited; False when
     time.monotonic() passes ``deadline`` (None: no deadline)."""
@@ -233,12 +249,6 @@ def pidfd_wait(pidfd, deadline):
 __all__ += ["RunLoop", "LOOP_EXITED", "LOOP_EXPIRED", "LOOP_WAKE",
             "LOOP_IDLE", "LOOP_NOTIFY"]
 
-LOOP_EXITED = 1
-LOOP_EXPIRED = 2
-LOOP_WAKE = 4
-LOOP_IDLE = 5
-LOOP_NOTIFY = 7
-
 _SLOT_FREE, _SLOT_BUSY, _SLOT_DONE = 0, 1, 2
 # waitid() check interval (s) for children without a pidfd (fs_loop.c).
 _NOPIDFD_MIN = 0.001
@@ -254,7 +264,8 @@ class _Slot:
 
 
 class RunLoop:
-    """See _spawn_c.RunLoop: the same loop on a selector."""
+    """See _contract (RunLoop): the same loop as _spawn_c's, on a
+    selector."""
 
     def __init__(self, nslots, notify_fd=-1):
         if nslots < 1:
@@ -267,9 +278,8 @@ class RunLoop:
         self._next = 0
         self._nopidfd = _NOPIDFD_MIN
         self._closed = False
-        #: {pid: wait status} of children this loop had to reap itself
-        #: (no pidfd and no os.waitid(), e.g. macOS): the caller's waitpid()
-        #: must look here first.
+        #: {pid: wait status} of the children reported LOOP_EXITED (reaped
+        #: by the loop; the caller pops them).
         self.reaped = {}
 
     def _check(self, slot):
@@ -323,6 +333,10 @@ class RunLoop:
             if s.state != _SLOT_BUSY:
                 continue
             if s.exited and s.fds[0] < 0 and s.fds[1] < 0:
+                if s.pid not in self.reaped:
+                    # Exited: wait4() returns at once. (Without
+                    # os.waitid() the exit check has reaped it already.)
+                    self.reaped[s.pid] = reap(s.pid)[0]
                 s.state = _SLOT_DONE
                 self._next = (i + 1) % n
                 return (LOOP_EXITED, i)
@@ -427,7 +441,7 @@ class RunLoop:
 
 def _exited_nopidfd(pid, reaped):
     """Whether child ``pid`` has exited, without reaping it where
-    os.waitid() exists; elsewhere it is reaped into ``reaped``."""
+    os.waitid() exists; elsewhere it is reaped into ``reaped`` now."""
     try:
         if _waitid is not None:
             return _waitid(os.P_PID, pid,

@@ -29,7 +29,7 @@ from ._constants import (
 from ._encode import encode_argv, fsencode
 from ._launch import launch, launch_capture, launch_wait
 from ._popen import _decode_like_stream, _encode_env
-from ._procwait import reap, wait_reap
+from ._procwait import wait_reap
 
 __all__ = ["eligible", "run"]
 
@@ -273,16 +273,11 @@ def _run_no_pipes(args, check, stdin, stdout, stderr, env, cwd):
         argv[0], argv, None if env is None else _encode_env(env),
         stdin, stdout, stderr, None if cwd is None else fsencode(cwd), cwd,
         _FLAGS, env, args_list[0])
-    if status is None:
-        # Not waited for (pure backend), or a signal handler raised during
-        # the wait: reap it here, as run() would.
+    if exc is not None:
+        # A signal handler raised during the wait: the child still runs.
         try:
-            if exc is not None:
-                raise exc
-            status, rusage = reap(pid)
-        except BaseException as e:
-            _settle(pid, -1, e)
-            raise
+            _settle(pid, -1, exc)
+            raise exc
         finally:
             exc = None      # no reference cycle through the traceback
     duration = monotonic() - t0

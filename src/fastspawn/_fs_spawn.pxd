@@ -5,7 +5,7 @@ from posix.types cimport pid_t, gid_t
 cdef extern from "fs_spawn.h" nogil:
     int FS_STDIO_INHERIT, FS_STDIO_PIPE, FS_STDIO_DEVNULL, FS_STDIO_STDOUT
     int FS_VIA_POSIX_SPAWN, FS_VIA_VFORK, FS_VIA_FORK
-    int FS_STEP_OK, FS_STEP_EXEC, FS_STEP_CHDIR, FS_STEP_OTHER
+    int FS_STEP_OK, FS_STEP_EXEC, FS_STEP_CHDIR, FS_STEP_OTHER, FS_STEP_PREEXEC
     int FS_CLOSE_FDS, FS_SETSID, FS_RESTORE_SIGNALS, FS_WANT_PIDFD, FS_FORCE_VFORK
     int FS_PREFER_POSIX_SPAWN
 
@@ -47,3 +47,5 @@ cdef extern from "fs_spawn.h" nogil:
     int fs_clone_left(fs_clone *cl, int *err)
     int fs_spawn_method(const fs_request *req)
     int fs_features()
+    int FS_FEAT_ADDCHDIR, FS_FEAT_ADDCLOSEFROM, FS_FEAT_PIDFD
+    int FS_FEAT_CLOSE_RANGE, FS_FEAT_CLONE_WAIT

@@ -51,9 +51,9 @@ def start(paths, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
 def launch_wait(file, argv, envp, stdin, stdout, stderr, cwd, cwd_for_error,
                 flags, path_env, filename):
     """:func:`launch` with a PATH search, no pipes and nothing that needs
-    Python in the child, through the backend's spawn_wait(): returns
-    ``(pid, status, rusage)``; status None means the child still runs and
-    the caller reaps ``pid`` (see _spawn_c.pyi)."""
+    Python in the child, through the backend's spawn_wait(): returns its
+    result (_contract.WaitResult): when its ``exc`` is set, the caller
+    settles the still-running child and raises it."""
     res = _backend.impl.spawn_wait(_candidates(file, path_env), argv, envp,
                                    stdin, stdout, stderr, (), cwd, flags, -1,
                                    -1, -1, -1, None)
@@ -67,8 +67,9 @@ def launch_capture(file, argv, envp, stdin, stdout, stderr, cwd,
     """:func:`launch` with a PATH search and nothing that needs Python in
     the child, through the backend's spawn_capture(): the child is started,
     ``input`` written, its output read and the child reaped in one call.
-    Returns spawn_capture()'s tuple (see _spawn_c.pyi): when its ``exc`` is
-    set, the caller settles the still-running child and closes the fds."""
+    Returns spawn_capture()'s tuple (_contract.CaptureResult): when its
+    ``exc`` is set, the caller settles the still-running child and closes
+    the fds."""
     res = _backend.impl.spawn_capture(_candidates(file, path_env), argv,
                                       envp, stdin, stdout, stderr, (), cwd,
                                       flags, -1, -1, -1, -1, None, input)

@@ -17,6 +17,9 @@ import time
 from time import monotonic
 
 from . import _backend
+# The blocking wait itself is the backend layer's (the pure backend reaps
+# with it too); it is offered here beside the deadline waits.
+from ._comm_py import reap
 
 __all__ = ["EVENT_DRIVEN", "reap", "wait_exit", "wait_reap"]
 
@@ -25,16 +28,6 @@ _wait4 = os.wait4
 
 #: True when a wait without a pidfd is still event-driven (kqueue).
 EVENT_DRIVEN = _kqueue is not None
-
-
-def reap(pid):
-    """Block until ``pid`` is reaped: its (wait status, rusage), or (0,
-    None) when SIGCHLD is ignored and the status is lost, as subprocess
-    reports it (bpo-15756)."""
-    try:
-        return _wait4(pid, 0)[1:]
-    except ChildProcessError:
-        return 0, None
 
 
 def wait_exit(pid, pidfd, deadline):

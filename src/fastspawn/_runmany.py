@@ -3,10 +3,11 @@
 One event loop drives every running child: the backend's ``RunLoop``
 (csrc/fs_loop.c, GIL released: poll() over the children's pidfds and
 pipes, reading into per-child buffers; the pure twin uses a selector). The
-loop returns to Python only when a child is finished, when a per-command
-timeout passes, or when a buffer must grow; Python then reaps the child,
-puts the next command in its slot and goes back into the loop. No thread
-per child, no Popen object per child.
+loop returns to Python only when a child is finished (the loop has reaped
+it: its status is in ``RunLoop.reaped``), when a per-command timeout
+passes, or when a buffer must grow; Python then takes the child's status
+and output, puts the next command in its slot and goes back into the loop.
+No thread per child, no Popen object per child.
 
 Starting a command blocks until the child has exec()ed (vfork semantics:
 hundreds of microseconds), which would make one thread the bottleneck for
@@ -25,7 +26,10 @@ from time import monotonic
 from typing import Any, Iterable, Iterator, List, Mapping, Optional, Sequence
 
 from . import _backend
-from ._constants import CLOSE_FDS, RESTORE_SIGNALS, WANT_PIDFD
+from ._constants import (
+    CLOSE_FDS, LOOP_EXITED as _EXITED, LOOP_EXPIRED as _EXPIRED,
+    LOOP_IDLE as _IDLE, LOOP_NOTIFY as _NOTIFY, RESTORE_SIGNALS, WANT_PIDFD,
+)
 from ._encode import encode_argv
 from ._launch import launch
 from ._pipeline import _decoder, _encode_cwd, _stdio
@@ -38,8 +42,6 @@ DEVNULL = subprocess.DEVNULL
 _CalledProcessError = subprocess.CalledProcessError
 _TimeoutExpired = subprocess.TimeoutExpired
 
-# The RunLoop.run() events (the same numbers in both backends).
-_EXITED, _EXPIRED, _WAKE, _IDLE, _NOTIFY = 1, 2, 4, 5, 7
 #: At most this many threads start commands at once (never more than
 #: os.cpu_count() or jobs; 1: the calling thread starts them itself).
 MAX_SPAWNERS = 4

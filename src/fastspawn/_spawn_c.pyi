@@ -1,5 +1,6 @@
-"""Interface of a fastspawn backend: the compiled ``_spawn_c`` and the pure
-``_spawn_py`` expose exactly these names with the same behaviour."""
+"""Types of a fastspawn backend's interface: the compiled ``_spawn_c`` and
+the pure ``_spawn_py`` expose exactly these names with the same behaviour,
+described (and checked, tests/test_contract.py) in fastspawn._contract."""
 import resource
 from typing import (
     Callable, Dict, List, Optional, Sequence, Tuple, Union, final,
@@ -37,14 +38,7 @@ def spawn(
     gid: int,
     groups: Optional[Tuple[int, ...]],
 ) -> SpawnResult:
-    """Start ``path`` (never searched) once.
-
-    Returns ``(pid, pidfd, stdin_w, stdout_r, stderr_r, method, err_step,
-    err_errno)``. ``err_step != STEP_OK`` means the child failed at that
-    step with ``err_errno`` (it is reaped; pid and every fd are -1).
-    Failures of the parent itself (pipe2, vfork) raise ``OSError`` and
-    leave nothing open.
-    """
+    """Start ``path`` (never searched) once: _contract.SpawnResult."""
 
 @final
 class RawRusage:
@@ -73,22 +67,8 @@ def spawn_wait(
     groups: Optional[Tuple[int, ...]],
 ) -> Tuple[int, Optional[int], Optional[RawRusage], int, int,
            Optional[BaseException]]:
-    """:func:`spawn` for a request without pipes (no STDIO_PIPE, no
-    WANT_PIDFD: OSError(EINVAL) otherwise), and the wait for the child in
-    the same call where the backend can.
-
-    Returns ``(pid, status, rusage, err_step, err_errno, exc)``:
-
-    * ``err_step != STEP_OK``: the child failed at that step (reaped; pid
-      -1), as for spawn();
-    * ``status`` an int: the child was reaped with that wait status and
-      ``rusage`` (a :class:`RawRusage`; None when SIGCHLD is ignored and
-      the status was lost -- status is then 0, as subprocess reports it);
-    * ``status`` None: the child runs and the caller reaps ``pid``: the
-      backend does not wait here (``exc`` None), or a signal handler run
-      during the wait raised ``exc`` (KeyboardInterrupt...), which the
-      caller raises once it has decided the child's fate.
-    """
+    """:func:`spawn` for a request without pipes, and the wait for the
+    child: _contract.WaitResult."""
 
 def spawn_capture(
     path: bytes,
@@ -106,29 +86,11 @@ def spawn_capture(
     gid: int,
     groups: Optional[Tuple[int, ...]],
     input: Optional[ReadableBuffer],
-) -> Tuple[int, Optional[int], Union[RawRusage, resource.struct_rusage, None],
+) -> Tuple[int, Optional[int], Optional[RawRusage],
            Optional[bytes], Optional[bytes], int, int,
            Optional[BaseException], Optional[List[int]]]:
     """:func:`spawn`, then what ``Communicator(...).run(None, fds)`` and a
-    wait do, in one call: ``input`` (bytes-like or None) written to a
-    STDIO_PIPE stdin, the STDIO_PIPE outputs read, the child reaped (no
-    WANT_PIDFD: OSError(EINVAL)).
-
-    Returns ``(pid, status, rusage, stdout, stderr, err_step, err_errno,
-    exc, fds)``:
-
-    * ``err_step != STEP_OK``: the child failed at that step, as for
-      spawn() (nothing left);
-    * ``exc`` None: done; ``stdout``/``stderr`` as Communicator.output()
-      gives them, ``status``/``rusage`` as spawn_wait() gives them;
-    * ``exc`` set: something raised after the start (a signal handler, a
-      MemoryError): the child still runs, ``fds`` lists the pipe ends
-      still open (-1 for closed ones); the caller settles the child,
-      closes them and raises ``exc``.
-
-    An ``input`` that is not bytes-like (with a STDIO_PIPE stdin) raises
-    TypeError before any child is started.
-    """
+    wait do, in one call: _contract.CaptureResult."""
 
 def spawn_method(
     path: bytes,
@@ -203,7 +165,8 @@ LOOP_NOTIFY: int
 class RunLoop:
     """One poll loop over up to ``nslots`` running children (run_many())."""
 
-    #: Children reaped by the loop itself (always empty for the C loop).
+    #: {pid: wait status} of the children run() reported LOOP_EXITED
+    #: (reaped by the loop; the caller pops them).
     @property
     def reaped(self) -> Dict[int, int]: ...
     def __init__(self, nslots: int, notify_fd: int = ...) -> None: ...

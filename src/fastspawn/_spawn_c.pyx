@@ -3,7 +3,8 @@
 
 Arguments arrive already encoded and validated (fastspawn._encode); this
 module only turns them into the C request, spawns with the GIL released and
-converts the result. Interface: _spawn_c.pyi (shared with _spawn_py).
+converts the result. Interface: _contract.py (shared with _spawn_py; typed
+in _spawn_c.pyi).
 """
 cimport cython
 from cpython.buffer cimport (PyBUF_SIMPLE, PyObject_CheckBuffer,
@@ -29,19 +30,14 @@ __all__ = ["FEATURES", "spawn", "spawn_wait", "spawn_capture", "spawn_method",
            "RawRusage", "wait4", "Communicator", "pidfd_wait",
            "LONE_PIPE_LOOP"]
 
-# The header and the Python constants are one contract: refuse to load on
-# any mismatch rather than misbehave.
-if (FS_STDIO_INHERIT, FS_STDIO_PIPE, FS_STDIO_DEVNULL, FS_STDIO_STDOUT,
-        FS_VIA_POSIX_SPAWN, FS_VIA_VFORK, FS_VIA_FORK,
-        FS_STEP_OK, FS_STEP_EXEC, FS_STEP_CHDIR, FS_STEP_OTHER,
-        FS_CLOSE_FDS, FS_SETSID, FS_RESTORE_SIGNALS, FS_WANT_PIDFD,
-        FS_FORCE_VFORK, FS_PREFER_POSIX_SPAWN) != (
-        _k.STDIO_INHERIT, _k.STDIO_PIPE, _k.STDIO_DEVNULL, _k.STDIO_STDOUT,
-        _k.VIA_POSIX_SPAWN, _k.VIA_VFORK, _k.VIA_FORK,
-        _k.STEP_OK, _k.STEP_EXEC, _k.STEP_CHDIR, _k.STEP_OTHER,
-        _k.CLOSE_FDS, _k.SETSID, _k.RESTORE_SIGNALS, _k.WANT_PIDFD,
-        _k.FORCE_VFORK, _k.PREFER_POSIX_SPAWN):
-    raise ImportError("fastspawn: fs_spawn.h and _constants.py disagree")
+# _constants.py is generated from the headers this was compiled with
+# (scripts/gen_constants.py): refuse to load beside a stale one rather than
+# misbehave.
+from ._fs_loop cimport *
+include "_constants.pxi"
+if any(getattr(_k, _name, None) != _value for _name, _value in _C_VALUES):
+    raise ImportError("fastspawn: the csrc headers and _constants.py "
+                      "disagree (scripts/gen_constants.py)")
 
 FEATURES = fs_features()
 
@@ -147,7 +143,7 @@ cdef class _Request:
 def spawn(path, argv, envp, int stdin, int stdout, int stderr,
           tuple pass_fds, cwd, int flags, int pgroup, int umask, long long uid,
           long long gid, groups):
-    """See _spawn_c.pyi."""
+    """See fastspawn._contract."""
     cdef _Request r = _Request()
     cdef fs_result res
     cdef int rc, err
@@ -238,7 +234,7 @@ def wait4(pid_t pid, int options):
 def spawn_wait(path, argv, envp, int stdin, int stdout, int stderr,
                tuple pass_fds, cwd, int flags, int pgroup, int umask,
                long long uid, long long gid, groups):
-    """See _spawn_c.pyi."""
+    """See fastspawn._contract."""
     cdef _Request r = _Request()
     cdef fs_result res
     cdef rusage ru
@@ -263,7 +259,7 @@ def spawn_wait(path, argv, envp, int stdin, int stdout, int stderr,
 def spawn_method(path, argv, envp, int stdin, int stdout, int stderr,
                  tuple pass_fds, cwd, int flags, int pgroup, int umask,
                  long long uid, long long gid, groups):
-    """See _spawn_c.pyi."""
+    """See fastspawn._contract."""
     cdef _Request r = _Request()
     r.fill(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
            pgroup, umask, uid, gid, groups)
@@ -278,8 +274,63 @@ cdef extern from "Python.h":
 DEF FIRST_CAPACITY = 32768
 
 
+# ---- output buffers: bytes objects the C loops read into -------------------
+#
+# One stream's buffer is four fields: the bytes object (*buf, NULL: none
+# yet) and the loop's view of it (*out, *cap, *length). _PyBytes_Resize
+# frees the object when it fails, so every resize goes through these two,
+# which then reset the stream to "no buffer": no pointer into freed memory
+# is left for a later read, and nothing returns it.
+
+cdef inline void _forget_buffer(char **out, size_t *cap, size_t *length):
+    out[0] = NULL
+    cap[0] = 0
+    length[0] = 0
+
+
+cdef int _grow_buffer(PyObject **buf, char **out, size_t *cap,
+                      size_t *length) except -1:
+    """Make room in a full buffer: the first one, or the buffer doubled in
+    place. On MemoryError the stream's buffer is gone (what it held is
+    lost) and the next growth starts a new one."""
+    cdef Py_ssize_t new_cap = (<Py_ssize_t>cap[0] * 2 if cap[0]
+                               else FIRST_CAPACITY)
+    if buf[0] == NULL:
+        obj = PyBytes_FromStringAndSize(NULL, new_cap)
+        buf[0] = <PyObject *>obj
+        Py_INCREF(obj)
+    else:
+        try:
+            _PyBytes_Resize(buf, new_cap)
+        except MemoryError:
+            _forget_buffer(out, cap, length)
+            raise
+    out[0] = PyBytes_AS_STRING(<object>buf[0])
+    cap[0] = <size_t>new_cap
+    return 0
+
+
+cdef int _trim_buffer(PyObject **buf, char **out, size_t *cap,
+                      size_t *length) except -1:
+    """Shrink the buffer to what was read (in place: realloc shrinks big
+    blocks without copying), so that it can be the result itself."""
+    if cap[0] == length[0]:
+        return 0
+    try:
+        _PyBytes_Resize(buf, <Py_ssize_t>length[0])
+    except MemoryError:
+        _forget_buffer(out, cap, length)
+        raise
+    out[0] = PyBytes_AS_STRING(<object>buf[0])
+    cap[0] = length[0]
+    return 0
+
+
 cdef class Communicator:
-    """communicate() for one child: writes ``input`` to ``stdin_fd`` and
+    """Communicator(stdin_fd, stdout_fd, stderr_fd, input)
+--
+
+communicate() for one child: writes ``input`` to ``stdin_fd`` and
     reads ``stdout_fd``/``stderr_fd`` (-1: none) into bytes objects that
     grow in place and become the results without a final copy.
 
@@ -356,26 +407,10 @@ cdef class Communicator:
         Py_XDECREF(self.buf[1])
 
     cdef int _grow(self, int k) except -1:
-        cdef Py_ssize_t cap = <Py_ssize_t>self.c.cap[k]
-        cdef Py_ssize_t new_cap = cap * 2 if cap else FIRST_CAPACITY
-        if self.buf[k] == NULL:
-            obj = PyBytes_FromStringAndSize(NULL, new_cap)
-            self.buf[k] = <PyObject *>obj
-            Py_INCREF(obj)
-        else:
-            try:
-                _PyBytes_Resize(&self.buf[k], new_cap)
-            except MemoryError:
-                # _PyBytes_Resize freed the buffer: forget it entirely, so
-                # that a later run() starts a new one instead of reading
-                # into (and returning) memory that is gone.
-                self.c.out[k] = NULL
-                self.c.cap[k] = 0
-                self.c.len[k] = 0
-                raise
-        self.c.out[k] = PyBytes_AS_STRING(<object>self.buf[k])
-        self.c.cap[k] = <size_t>new_cap
-        # What fs_communicate read while the buffer was full.
+        _grow_buffer(&self.buf[k], &self.c.out[k], &self.c.cap[k],
+                     &self.c.len[k])
+        # What fs_communicate read while the buffer was full (after a
+        # failed growth: the first bytes of the next buffer).
         memcpy(self.c.out[k] + self.c.len[k], self.c.spill[k],
                self.c.spill_len[k])
         self.c.len[k] += self.c.spill_len[k]
@@ -483,18 +518,15 @@ cdef class Communicator:
             return PyBytes_FromStringAndSize(self.c.spill[k],
                                              <Py_ssize_t>self.c.spill_len[k])
         if self.finished:
-            # Trim in place (realloc shrinks without copying big blocks).
-            if self.c.cap[k] != self.c.len[k]:
-                _PyBytes_Resize(&self.buf[k], <Py_ssize_t>self.c.len[k])
-                self.c.cap[k] = self.c.len[k]
-                self.c.out[k] = PyBytes_AS_STRING(<object>self.buf[k])
+            _trim_buffer(&self.buf[k], &self.c.out[k], &self.c.cap[k],
+                         &self.c.len[k])
             return <object>self.buf[k]
         return PyBytes_FromStringAndSize(self.c.out[k], <Py_ssize_t>self.c.len[k])
 
 def spawn_capture(path, argv, envp, int stdin, int stdout, int stderr,
                   tuple pass_fds, cwd, int flags, int pgroup, int umask,
                   long long uid, long long gid, groups, input):
-    """See _spawn_c.pyi."""
+    """See fastspawn._contract."""
     cdef _Request r
     cdef fs_result res
     cdef fs_clone *cl = NULL
@@ -610,24 +642,22 @@ cdef object _strerror(int err):
 
 # ---- run_many()'s event loop (csrc/fs_loop.c) --------------------------------
 
-from ._fs_loop cimport *
-
 __all__ = __all__ + ["RunLoop", "LOOP_EXITED", "LOOP_EXPIRED", "LOOP_WAKE",
                      "LOOP_IDLE", "LOOP_NOTIFY"]
 
-#: RunLoop.run() events (the same numbers in _comm_py).
+#: RunLoop.run() events (_constants.LOOP_*).
 LOOP_EXITED = FS_LOOP_EXITED
 LOOP_EXPIRED = FS_LOOP_EXPIRED
 LOOP_WAKE = FS_LOOP_WAKE
 LOOP_IDLE = FS_LOOP_IDLE
 LOOP_NOTIFY = FS_LOOP_NOTIFY
-if (LOOP_EXITED, LOOP_EXPIRED, LOOP_WAKE, LOOP_IDLE, LOOP_NOTIFY) != (
-        1, 2, 4, 5, 7):
-    raise ImportError("fastspawn: fs_loop.h and _spawn_c.pyx disagree")
 
 
 cdef class RunLoop:
-    """One poll loop over up to ``nslots`` running children (run_many()).
+    """RunLoop(nslots, notify_fd=-1)
+--
+
+One poll loop over up to ``nslots`` running children (run_many()).
 
     ``add(slot, pid, pidfd, stdout_fd, stderr_fd, deadline)`` puts a child
     in a free slot; the loop then owns ``stdout_fd``/``stderr_fd`` (-1:
@@ -645,20 +675,24 @@ cdef class RunLoop:
     busy slots or not (the caller drains it): other threads that start
     children wake the loop that way. Output buffers grow in
     place and ``take(slot)`` returns them without a copy, freeing the slot.
-    Not for use from several threads at once.
+    A child reported LOOP_EXITED is reaped here, its wait status left in
+    ``reaped`` for the caller (see _contract). Not for use from several
+    threads at once.
     """
     cdef fs_loop l
     cdef PyObject **bufs            # 2 per slot: stdout, stderr
     cdef unsigned char *wanted      # 2 per slot
     cdef Py_ssize_t n
     cdef bint running
-    #: Always empty here (every child has a pidfd or is watched with
-    #: waitid(WNOWAIT)); the pure twin may reap children into it.
+    cdef Py_ssize_t exited          # LOOP_EXITED slot not reaped yet, -1
+    cdef pid_t exited_pid           # ... and its child
+    #: {pid: wait status} of the children reported LOOP_EXITED.
     cdef readonly dict reaped
 
     def __cinit__(self, Py_ssize_t nslots, int notify_fd=-1):
         cdef Py_ssize_t i
         self.reaped = {}
+        self.exited = -1
         self.bufs = NULL
         self.wanted = NULL
         self.running = False
@@ -711,30 +745,42 @@ cdef class RunLoop:
 
     cdef int _grow(self, size_t slot, int k) except -1:
         cdef fs_slot *s = &self.l.slots[slot]
-        cdef PyObject **b = &self.bufs[2 * slot + k]
-        cdef Py_ssize_t cap = <Py_ssize_t>s.cap[k]
-        cdef Py_ssize_t new_cap = cap * 2 if cap else FIRST_CAPACITY
-        if b[0] == NULL:
-            obj = PyBytes_FromStringAndSize(NULL, new_cap)
-            b[0] = <PyObject *>obj
-            Py_INCREF(obj)
-        else:
-            _PyBytes_Resize(b, new_cap)
-        s.out[k] = PyBytes_AS_STRING(<object>b[0])
-        s.cap[k] = <size_t>new_cap
+        return _grow_buffer(&self.bufs[2 * slot + k], &s.out[k], &s.cap[k],
+                            &s.len[k])
+
+    cdef int _reap_exited(self) except -1:
+        """Reap the child of the LOOP_EXITED slot (it has exited: the wait
+        ends at once, unless a signal handler raises -- then the next run()
+        comes back here first)."""
+        cdef rusage ru
+        cdef int status = 0
+        st, _ = _reap(self.exited_pid, 0, &status, &ru)
+        self.reaped[self.exited_pid] = st
+        self.exited = -1
         return 0
 
     def run(self, wake):
         cdef double dl = _deadline(wake, True)
         cdef int ev, err
+        cdef Py_ssize_t slot
         self._check(0)
+        if self.exited >= 0:
+            slot = self.exited
+            self._reap_exited()
+            return (FS_LOOP_EXITED, slot)
         while True:
             self.running = True
             with nogil:
                 ev = fs_loop_run(&self.l, dl)
                 err = errno
             self.running = False
-            if ev == FS_LOOP_EXITED or ev == FS_LOOP_EXPIRED:
+            if ev == FS_LOOP_EXITED:
+                slot = <Py_ssize_t>self.l.event_slot
+                self.exited = slot
+                self.exited_pid = self.l.slots[slot].pid
+                self._reap_exited()
+                return (ev, slot)
+            if ev == FS_LOOP_EXPIRED:
                 return (ev, <Py_ssize_t>self.l.event_slot)
             if (ev == FS_LOOP_WAKE or ev == FS_LOOP_IDLE
                     or ev == FS_LOOP_NOTIFY):
@@ -756,6 +802,8 @@ cdef class RunLoop:
         s = &self.l.slots[slot]
         if s.state != FS_SLOT_DONE:
             raise ValueError("slot %d has not finished" % slot)
+        if slot == self.exited:
+            self._reap_exited()     # its reaping was interrupted
         out = [None, None]
         for k in range(2):
             b = &self.bufs[2 * slot + k]
@@ -764,8 +812,7 @@ cdef class RunLoop:
             if b[0] == NULL:
                 out[k] = b""
                 continue
-            if s.cap[k] != s.len[k]:
-                _PyBytes_Resize(b, <Py_ssize_t>s.len[k])
+            _trim_buffer(b, &s.out[k], &s.cap[k], &s.len[k])
             out[k] = <object>b[0]
             Py_XDECREF(b[0])
             b[0] = NULL

@@ -1,5 +1,5 @@
 """The pure-Python fastspawn backend: the same interface and behaviour as
-the compiled ``_spawn_c`` (see _spawn_c.pyi and csrc/fs_spawn.c), used when
+the compiled ``_spawn_c`` (see _contract and csrc/fs_spawn.c), used when
 the extension is not built or ``FASTSPAWN_NO_EXTENSIONS`` is set.
 
 It never calls ``os.fork()``, so a large parent spawns as cheaply as a small
@@ -36,16 +36,16 @@ except ImportError:  # PyPy 3.9's fcntl lacks it: the Linux/macOS value
 
 from . import _forkexec
 from ._constants import (
-    CLOSE_FDS, FORCE_VFORK, PREFER_POSIX_SPAWN, RESTORE_SIGNALS, SETSID,
+    CLOSE_FDS, FEAT_ADDCLOSEFROM, FEAT_PIDFD, FORCE_VFORK,
+    PREFER_POSIX_SPAWN, RESTORE_SIGNALS, SETSID,
     STDIO_DEVNULL, STDIO_PIPE, STDIO_STDOUT, STEP_EXEC, STEP_OK, STEP_OTHER, VIA_FORK,
     VIA_POSIX_SPAWN, VIA_VFORK, WANT_PIDFD,
 )
 
 from ._comm_py import (
     LOOP_EXITED, LOOP_EXPIRED, LOOP_IDLE, LOOP_NOTIFY, LOOP_WAKE,
-    Communicator, RunLoop, pidfd_wait,
+    Communicator, RunLoop, pidfd_wait, reap,
 )
-from ._procwait import reap
 
 __all__ = ["FEATURES", "spawn", "spawn_wait", "spawn_capture",
            "spawn_method", "RawRusage", "wait4", "LONE_PIPE_LOOP",
@@ -131,18 +131,15 @@ _NO_ATTRS = {}
 
 _EBADF_RESULT = (-1, -1, -1, -1, -1, 0, STEP_OTHER, EBADF)
 
-# Same bits as fs_features() in fs_spawn.c (FS_FEAT_* in fs_spawn.h).
-_FEAT_ADDCLOSEFROM = 0x200
-_FEAT_PIDFD = 0x400
-# VIA_FORK is always there: CPython's fork_exec fork()s for uid/gid/groups.
+# fs_features()'s bits (fs_spawn.c). VIA_FORK is always there: CPython's fork_exec fork()s for uid/gid/groups.
 FEATURES = (
     ((1 << VIA_POSIX_SPAWN)
      if _posix_spawn is not None and not _SPAWN_IGNORES_INTERNAL_SIGNALS
      else 0)
     | ((1 << VIA_VFORK) if _forkexec.VFORK_CAPABLE else 0)
     | (1 << VIA_FORK)
-    | (_FEAT_ADDCLOSEFROM if _CLOSEFROM is not None else 0)
-    | (_FEAT_PIDFD if _pidfd_open is not None else 0)
+    | (FEAT_ADDCLOSEFROM if _CLOSEFROM is not None else 0)
+    | (FEAT_PIDFD if _pidfd_open is not None else 0)
 )
 
 
@@ -288,8 +285,8 @@ def _close_actions(pass_fds):
 
 @typing.final
 class RawRusage:
-    """The interface's RawRusage (see _spawn_c.pyi). This backend's
-    spawn_wait() never waits, so it only wraps a struct_rusage."""
+    """The interface's RawRusage (see _contract): here it only wraps the
+    struct_rusage os.wait4() made."""
     __slots__ = ("_value",)
 
     def __init__(self, value):
@@ -297,6 +294,16 @@ class RawRusage:
 
     def value(self):
         return self._value
+
+    def __reduce__(self):
+        return self._value.__reduce__()
+
+
+def _reaped(pid):
+    """reap(pid) as the interface returns it: (status, RawRusage or
+    None)."""
+    status, rusage = reap(pid)
+    return status, None if rusage is None else RawRusage(rusage)
 
 
 # Popen.communicate() of a lone pipe: the file object's read() (in C) beats
@@ -315,23 +322,27 @@ def wait4(pid, options):
 
 def spawn_wait(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,
                flags, pgroup, umask, uid, gid, groups):
-    """:func:`spawn` without pipes; see _spawn_c.pyi. This backend never
-    waits here (os.wait4 would run signal handlers inside this call, and an
-    exception from one would lose the pid): the status is always None and
-    the caller reaps the child."""
+    """:func:`spawn` without pipes, and the wait; see _contract.WaitResult.
+    os.wait4() runs signal handlers while it waits: one that raises ends
+    the wait with the child handed back, as in the C backend."""
     if (STDIO_PIPE in (stdin, stdout, stderr)) or flags & WANT_PIDFD:
         raise OSError(EINVAL, os.strerror(EINVAL))
     res = spawn(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,
                 flags, pgroup, umask, uid, gid, groups)
     if res[6] != STEP_OK:
         return (-1, None, None, res[6], res[7], None)
-    return (res[0], None, None, STEP_OK, 0, None)
+    try:
+        status, rusage = _reaped(res[0])
+    except BaseException as exc:
+        # The caller decides the child's fate and re-raises.
+        return (res[0], None, None, STEP_OK, 0, exc)
+    return (res[0], status, rusage, STEP_OK, 0, None)
 
 
 def spawn_capture(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,
                   flags, pgroup, umask, uid, gid, groups, input):
     """spawn(), communicate(input) and the wait, in one call; see
-    _spawn_c.pyi."""
+    _contract.CaptureResult."""
     if flags & WANT_PIDFD:
         raise OSError(EINVAL, os.strerror(EINVAL))
     if stdin == STDIO_PIPE and input is not None:
@@ -346,7 +357,7 @@ def spawn_capture(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd,
         com = Communicator(fds[0], fds[1], fds[2], input)
         com.run(None, fds)
         out, err = com.output()
-        status, rusage = reap(pid)
+        status, rusage = _reaped(pid)
     except BaseException as exc:
         return (pid, None, None, None, None, STEP_OK, 0, exc, fds)
     return (pid, status, rusage, out, err, STEP_OK, 0, None, None)
@@ -370,7 +381,7 @@ def spawn(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
     """Start ``path`` (never searched) once.
 
     Returns ``(pid, pidfd, stdin_w, stdout_r, stderr_r, method, err_step,
-    err_errno)``; see _spawn_c.pyi. ``err_step != STEP_OK``: the child
+    err_errno)``; see _contract.SpawnResult. ``err_step != STEP_OK``: the child
     failed at that step (nothing is left open, no child is left). Failures
     of the parent itself raise, leaving nothing open.
     """

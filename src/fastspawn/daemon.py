@@ -21,16 +21,20 @@ helper reports the daemon's pid, or the errno of a failed exec/chdir, back
 through a pipe, and stays alive until the pidfile is written, so the pid
 cannot be reused before the pidfile names it.
 
-The pidfile holds the pid on its first line, then the process's start time
-(field 22 of ``/proc/<pid>/stat`` on Linux, ``ps -o lstart=`` elsewhere)
-and, on Linux, the boot id. Every check verifies them, so a pidfile whose
-process died and whose pid was reused is recognised as stale: it is never
-signalled, :func:`status` says None, :func:`start` replaces the pidfile,
-:func:`stop` removes it. On Linux the signals go through a pidfd opened
-*before* the check, so not even a pid reused in between can be hit.
-Pidfiles are written atomically (temporary file + ``os.replace``), and
-start/stop/restart on one pidfile are serialised with a lock file
-(``<pidfile>.lock``, removed afterwards).
+The pidfile is what init systems, ``kill $(cat app.pid)``, ``pkill -F`` and
+monitoring tools expect: the pid in ASCII decimal and a newline, nothing
+else. Beside it, ``<pidfile>.ident`` records who that pid is: the pid again,
+the process's start time (field 22 of ``/proc/<pid>/stat`` on Linux,
+``ps -o lstart=`` elsewhere) and, on Linux, the boot id. Every check
+verifies them, so a pidfile whose process died and whose pid was reused is
+recognised as stale: it is never signalled, :func:`status` says None,
+:func:`start` replaces the pidfile, :func:`stop` removes it. On Linux the
+signals go through a pidfd opened *before* the check, so not even a pid
+reused in between can be hit. A pidfile with no ident file naming its pid
+(written by another tool, or rewritten by the daemon itself) is taken on
+the pid's word. Both files are written atomically (temporary file +
+``os.replace``), and start/stop/restart on one pidfile are serialised with
+a lock file (``<pidfile>.lock``, removed afterwards).
 """
 import errno
 import fcntl
@@ -139,29 +143,53 @@ class _Info:
         self.boot = boot
 
 
-def _read(pidfile):
-    """The pidfile's contents, or None if it is missing or unreadable as a
-    pidfile (garbage counts as stale)."""
+def _ident_path(pidfile):
+    return pidfile + ".ident"
+
+
+def _read_small(path):
+    """The first 4 KiB of ``path`` as ASCII lines, or None if it is missing
+    or not ASCII."""
     try:
-        with open(pidfile, "rb") as f:
+        with open(path, "rb") as f:
             data = f.read(4096)
     except FileNotFoundError:
         return None
     try:
-        lines = data.decode("ascii").splitlines()
+        return data.decode("ascii").splitlines()
+    except UnicodeDecodeError:
+        return None
+
+
+def _fields(lines):
+    """The ``key=value`` lines of an ident file, as a dict."""
+    found = {}
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if sep:
+            found[key.strip()] = value.strip()
+    return found
+
+
+def _read(pidfile):
+    """The pidfile's contents, with the identity its ident file records for
+    that pid; None if the pidfile is missing or unreadable as a pidfile
+    (garbage counts as stale)."""
+    lines = _read_small(pidfile)
+    try:
         pid = int(lines[0].strip())
-    except (UnicodeDecodeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError):
         return None
     if pid <= 0:
         return None
-    start = boot = None
-    for line in lines[1:]:
-        key, _, value = line.partition("=")
-        if key == "start":
-            start = value.strip()
-        elif key == "boot":
-            boot = value.strip()
-    return _Info(pid, start, boot)
+    # Pidfiles of earlier fastspawn versions carry start=/boot= lines
+    # themselves: still understood.
+    ident = _fields(lines[1:])
+    if "start" not in ident:
+        ident = _fields(_read_small(_ident_path(pidfile)) or ())
+        if ident.get("pid") != str(pid):
+            ident = {}      # about another pid: the pidfile was rewritten
+    return _Info(pid, ident.get("start"), ident.get("boot"))
 
 
 def _matches(info):
@@ -178,13 +206,10 @@ def _matches(info):
     return info.start is None or current == info.start
 
 
-def _write(pidfile, pid, start):
-    lines = ["%d" % pid, "start=%s" % start]
-    boot = _boot_id()
-    if boot is not None:
-        lines.append("boot=%s" % boot)
-    data = ("\n".join(lines) + "\n").encode("ascii")
-    tmp = "%s.%d.tmp" % (pidfile, os.getpid())
+def _replace(path, data):
+    """Write ``data`` to ``path`` atomically (temporary file, fsync,
+    os.replace)."""
+    tmp = "%s.%d.tmp" % (path, os.getpid())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
                  0o644)
     try:
@@ -195,7 +220,7 @@ def _write(pidfile, pid, start):
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, pidfile)
+        os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -204,11 +229,28 @@ def _write(pidfile, pid, start):
         raise
 
 
+def _write(pidfile, pid, start):
+    """The pidfile (the pid alone), then its ident file. In between, a
+    reader finds the new pid beside the previous ident file, which names
+    another pid (ignored: the pid's word holds, rightly) or -- the pid was
+    reused -- the same one with an older start time (stale for that
+    instant: never a wrong process)."""
+    _replace(pidfile, b"%d\n" % pid)
+    lines = ["pid=%d" % pid, "start=%s" % start]
+    boot = _boot_id()
+    if boot is not None:
+        lines.append("boot=%s" % boot)
+    _replace(_ident_path(pidfile), ("\n".join(lines) + "\n").encode("ascii"))
+
+
 def _remove(pidfile):
-    try:
-        os.unlink(pidfile)
-    except FileNotFoundError:
-        pass
+    """The pidfile, then its ident file (never an ident-less pidfile of
+    ours in between)."""
+    for path in (pidfile, _ident_path(pidfile)):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 class _Lock:
@@ -456,6 +498,7 @@ def _start_locked(args, pidfile, stdout, stderr, cwd, umask, env, timeout):
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+                _remove(pidfile)    # may name it without its ident file
                 raise
             return pid
         if report.startswith(b"E"):

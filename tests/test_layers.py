@@ -28,8 +28,8 @@ LAYERS = [
     ("launch", {"_encode", "_execpath", "_launch", "_procwait",
                 "_completed", "_rebind"}),
     ("api", {"_popen", "_fastrun", "_pipeline", "_runmany", "_osfuncs",
-             "_subprocess_api", "_install", "daemon", "__init__",
-             "__main__", "_bench"}),
+             "_subprocess_api", "_install", "_aiowatch", "daemon",
+             "__init__", "__main__", "_bench"}),
 ]
 LAYER_OF = {m: i for i, (_, mods) in enumerate(LAYERS) for m in mods}
 

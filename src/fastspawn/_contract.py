@@ -130,6 +130,12 @@ FUNCTIONS = {
     #: Wait (GIL released) until the child behind ``pidfd`` exits: True, or
     #: False once time.monotonic() passes ``deadline`` (None or NaN: none).
     "pidfd_wait": Signature(("pidfd", "deadline"), bool),
+    #: os.wait4() with the rusage kept raw (the backend's RawRusage):
+    #: (pid, status, rusage); (0, 0, None) for a WNOHANG wait that found
+    #: nothing. EINTR is retried after the signal handlers ran (PEP 475);
+    #: errors raise as os.wait4's (ChildProcessError for ECHILD).
+    "wait4": Signature(("pid", "options"),
+                       Tuple[int, int, Optional[RawRusage]]),
 }
 
 CLASSES = {
@@ -145,9 +151,13 @@ CLASSES = {
     # (stdout, stderr) so far, None for a stream not read (or, before the
     # end, one that gave nothing yet, not even EOF). A MemoryError while
     # reading leaves it usable (what a lost buffer held is lost).
+    # seed(k, data): output k (0 stdout, 1 stderr) begins with ``data``,
+    # bytes the caller already read from that stream (a file object's
+    # buffer); ValueError if k is not read or has output already.
     "Communicator": ClassSpec(
         Signature(("stdin_fd", "stdout_fd", "stderr_fd", "input")),
         {"run": Signature(("deadline", "on_close"), bool),
+         "seed": Signature(("k", "data"), None),
          "output": Signature((), _Output)},
         {"finished": bool, "input_offset": int}),
     # One poll loop over up to ``nslots`` running children (run_many()).
@@ -178,6 +188,9 @@ CLASSES = {
 #: (1 << VIA_*) and FEAT_*.
 CONSTANTS = {
     "FEATURES": int,
+    # Whether Popen.communicate() should read a lone output pipe through
+    # Communicator (where that beats the file object's own read()).
+    "LONE_PIPE_LOOP": bool,
     "LOOP_EXITED": "LOOP_EXITED",
     "LOOP_EXPIRED": "LOOP_EXPIRED",
     "LOOP_WAKE": "LOOP_WAKE",

@@ -1075,6 +1075,10 @@ CHECKS = {
     "popen_wait_cpu_pure_vs_subprocess": (
         "parent CPU of Popen([static true]).wait(): pure / subprocess",
         ["popen"], _ratio("popen_wait.cpu", FP, SP)),
+    "popen_communicate_cpu_pure_vs_subprocess": (
+        "parent CPU of Popen(stdout=PIPE, stderr=PIPE).communicate(): "
+        "pure / subprocess",
+        ["popen"], _ratio("popen_communicate.cpu", FP, SP)),
     "fanout_cpu_vs_subprocess": (
         "200 x Popen then wait all, parent CPU: C / subprocess",
         ["fanout"], _ratio("fanout.cpu", FC, SP)),

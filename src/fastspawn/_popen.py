@@ -24,7 +24,7 @@ import sys
 import threading
 from time import monotonic as _monotonic
 
-from . import _backend, _procwait
+from . import _backend, _compat, _procwait
 from ._constants import (
     CLOSE_FDS, RESTORE_SIGNALS, SETSID, STDIO_INHERIT, WANT_PIDFD,
 )
@@ -318,13 +318,17 @@ class Popen(_StdPopen):
             self.rusage = ru
         return (pid, sts)
 
-    def _internal_poll(self, _deadstate=None, _wait4=os.wait4, **kwargs):
+    def _internal_poll(self, _deadstate=None, _wait4=os.wait4,
+                       _poll_kwargs=_compat.poll_kwargs, **kwargs):
+        # kwargs: whatever the running stdlib passes (3.13+: _del_safe);
+        # _compat decides how its poll takes our waitpid.
         def waitpid(pid, flags):
             got, sts, ru = _wait4(pid, flags)
             if got == pid:
                 self.rusage = ru
             return got, sts
-        return super()._internal_poll(_deadstate, _waitpid=waitpid, **kwargs)
+        return super()._internal_poll(_deadstate,
+                                      **_poll_kwargs(waitpid, kwargs))
 
     def _wait(self, timeout):
         """wait() with a timeout sleeps until the child exits (pidfd poll,

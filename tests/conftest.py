@@ -59,6 +59,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True, params=["c", "py"], ids=["c", "py"])
 def backend(request, monkeypatch):
+    # In JUnit XML reports (scripts/test-pythons.sh counts per backend).
+    request.node.user_properties.append(("backend", request.param))
     if request.param == "c":
         mod = _backend.c_impl
         if mod is None:

@@ -15,7 +15,6 @@ Python's own. What it replaces is the machinery underneath:
 import codecs
 import errno
 import inspect
-import operator
 import os
 import signal
 import struct
@@ -41,6 +40,8 @@ _TimeoutExpired = subprocess.TimeoutExpired
 _EXEC_PARAMS = tuple(
     inspect.signature(_StdPopen._execute_child).parameters)[1:]
 
+# launch() as os.posix_spawn fails: every error names the program.
+_launch_posix_spawn = _compat.naming_program(launch)
 _pidfd_send_signal = getattr(signal, "pidfd_send_signal", None)
 _ID_MAX = 2 ** 32 - 1
 _LONG_MAX = 2 ** (8 * struct.calcsize("l") - 1) - 1
@@ -87,21 +88,13 @@ _WANT_PIDFD = WANT_PIDFD if sys.platform.startswith("linux") else 0
 # _posixsubprocess.fork_exec parses its fd, umask and process-group
 # arguments as C ints ("i"); these give the same errors for the same values.
 _INT_MAX = 2 ** 31 - 1
-_INT_MIN = -2 ** 31
 
 if _pypy_int_w is None:
     _KEEP_FD_MAX = _INT_MAX     # the highest fd fork_exec keeps open
 
-    def _c_int(value):
-        """``value`` as fork_exec's C int arguments take it: TypeError for
-        a non-integer (e.g. a float), OverflowError outside the C int
-        range."""
-        value = operator.index(value)
-        if value > _INT_MAX:
-            raise OverflowError("signed integer is greater than maximum")
-        if value < _INT_MIN:
-            raise OverflowError("signed integer is less than minimum")
-        return value
+    # As fork_exec's C int arguments take it, with this interpreter's
+    # errors (TypeError for a non-integer, OverflowError out of range).
+    _c_int = _compat.c_int
 else:
     _KEEP_FD_MAX = 1 << 30      # PyPy's build_fd_sequence refuses more
 
@@ -229,9 +222,15 @@ class Popen(_StdPopen):
         sys.audit("subprocess.Popen", executable, args, cwd, env)
 
         orig_executable = executable
-        envp = None if env is None else _encode_env(env)
-        argv = encode_argv(args)
-        exe = fsencode(executable)
+        # Where this subprocess would use os.posix_spawn, its checks and
+        # errors are os.posix_spawn's (_compat).
+        posix_spawned = _compat.stdlib_posix_spawns(executable, p)
+        if posix_spawned:
+            exe, argv, envp = _compat.posix_spawn_args(executable, args, env)
+        else:
+            envp = None if env is None else _encode_env(env)
+            argv = encode_argv(args)
+            exe = fsencode(executable)
         cwd_b = None if cwd is None else fsencode(cwd)
 
         p2cread = _stdio_fd(p["p2cread"])
@@ -270,7 +269,7 @@ class Popen(_StdPopen):
         self._fs_lock = threading.Lock()
 
         self._fs_t0 = _monotonic()
-        res = launch(
+        res = (_launch_posix_spawn if posix_spawned else launch)(
             exe, argv, envp, search=True, path_env=env,
             stdin=p2cread if p2cread != -1 else STDIO_INHERIT,
             stdout=c2pwrite if c2pwrite != -1 else STDIO_INHERIT,
@@ -398,6 +397,7 @@ class Popen(_StdPopen):
                 except BrokenPipeError:
                     pass
         self._save_input(input)
+        _compat.check_input(self._input)
 
         com = self._fs_comm
         if com is None:

@@ -26,7 +26,7 @@ import os
 import signal
 import sys
 import typing
-from errno import EAGAIN, EBADF, EINVAL
+from errno import EAGAIN, EBADF, EINVAL, EPERM
 from fcntl import fcntl
 
 try:
@@ -161,7 +161,7 @@ def _static_fits(argv, flags, cwd, pgroup, umask, uid, gid, groups):
         or cwd is not None
         or umask >= 0 or uid >= 0 or gid >= 0 or groups is not None
         or pgroup > 0
-        or not argv
+        or not argv or not argv[0]    # os.posix_spawn refuses an empty argv[0]
         or (flags & SETSID and not _setsid_ok)
     )
 
@@ -494,9 +494,16 @@ def spawn(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
                 # failure, raised as subprocess raises fork()'s (see
                 # spawn_posix() in fs_spawn.c).
                 raise OSError(EAGAIN, os.strerror(EAGAIN)) from None
-            # posix_spawn reports the exec (or a file action) failing in the
-            # child as its return value: the exec step, as fs_spawn.c says.
-            return (-1, -1, -1, -1, -1, VIA_POSIX_SPAWN, STEP_EXEC, e.errno)
+            if e.errno != EPERM:
+                # posix_spawn reports the exec (or a file action) failing
+                # in the child as its return value: the exec step, as
+                # fs_spawn.c says.
+                return (-1, -1, -1, -1, -1, VIA_POSIX_SPAWN, STEP_EXEC,
+                        e.errno)
+            # Ambiguous: glibc 2.31 (bullseye) returns a failed clone() as
+            # EPERM (its -1 taken for -errno), e.g. under RLIMIT_NPROC.
+            # fork_exec says which step failed, and how.
+            retry = True
         except NotImplementedError:
             if not flags & SETSID:
                 raise

@@ -50,7 +50,10 @@ def launch_wait(file, argv, envp, stdin, stdout, stderr, cwd, cwd_for_error,
                                    -1, -1, -1, None)
     if res[3] != STEP_OK:
         raise _child_error(res[3], res[4], filename, cwd_for_error)
-    return res
+    try:
+        return res
+    finally:
+        del res     # see launch_capture
 
 
 def launch_capture(file, argv, envp, stdin, stdout, stderr, cwd,
@@ -65,4 +68,10 @@ def launch_capture(file, argv, envp, stdin, stdout, stderr, cwd,
                                       flags, -1, -1, -1, -1, None, input)
     if res[5] != STEP_OK:
         raise _child_error(res[5], res[6], filename, cwd_for_error)
-    return res
+    # Returned without this frame keeping it: the exception it may hold has
+    # a traceback whose frames reach this one (f_back), a cycle that would
+    # keep all they hold (a MemoryError's buffers) until the cyclic GC.
+    try:
+        return res
+    finally:
+        del res

@@ -6,7 +6,10 @@ import os
 import select
 import selectors
 import sys
+import threading
 from time import monotonic
+
+from ._constants import BUSY_MESSAGE
 
 try:
     from fcntl import fcntl as _fcntl
@@ -14,6 +17,8 @@ except ImportError:         # pragma: no cover - not POSIX
     _fcntl = None
 
 __all__ = ["Communicator", "pidfd_wait"]
+
+_busy_lock = threading.Lock()
 
 _READ_CHUNK = 1 << 18
 _WRITE_CHUNK = 1 << 20
@@ -81,7 +86,23 @@ class Communicator:
         else:
             on_close(i)
 
+    #: A run() is in progress.
+    busy = False
+
     def run(self, deadline, on_close):
+        # One run() at a time (communicate() from two threads): the second
+        # raises, as the C twin must (its loop would share one state).
+        # A lock so that the test-and-set is one step without a GIL too.
+        with _busy_lock:
+            if self.busy:
+                raise RuntimeError(BUSY_MESSAGE)
+            self.busy = True
+        try:
+            return self._run(deadline, on_close)
+        finally:
+            self.busy = False
+
+    def _run(self, deadline, on_close):
         fds = self._fds
         if type(on_close) is list and len(on_close) != 3:
             raise ValueError("on_close: a list of three fds")

@@ -6,7 +6,7 @@ __all__ = [
     "VIA_POSIX_SPAWN", "VIA_VFORK", "VIA_FORK",
     "STEP_OK", "STEP_EXEC", "STEP_CHDIR", "STEP_OTHER", "STEP_PREEXEC",
     "CLOSE_FDS", "SETSID", "RESTORE_SIGNALS", "WANT_PIDFD", "FORCE_VFORK",
-    "PREFER_POSIX_SPAWN",
+    "PREFER_POSIX_SPAWN", "BUSY_MESSAGE",
 ]
 
 # What the child gets as fd 0/1/2; a value >= 0 is a parent fd to dup2.
@@ -34,3 +34,6 @@ RESTORE_SIGNALS = 0x04
 WANT_PIDFD = 0x08
 FORCE_VFORK = 0x10     # tests: skip posix_spawn even when it would fit
 PREFER_POSIX_SPAWN = 0x20  # posix_spawn wherever it fits (Linux default: vfork)
+
+# Communicator.run()'s RuntimeError while another thread runs it.
+BUSY_MESSAGE = "communicate() is already running in another thread"

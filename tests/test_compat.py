@@ -7,6 +7,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import sysconfig
 import warnings
 
 import pytest
@@ -208,3 +209,29 @@ def test_input_check_is_this_subprocess_s():
     assert got == want
     checked = outcome(_compat.check_input, view)
     assert (checked[0] == "raised") == _compat._CASTS_INPUT
+
+
+# ---------------------------------------------------------------------------
+# free-threaded builds (3.13t, 3.14t: CI's matrix; Debian ships none)
+
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+@pytest.mark.c_extension
+@pytest.mark.skipif(not FREE_THREADED,
+                    reason="not a free-threaded build: its GIL is always on")
+@pytest.mark.parametrize("gil", [None, "0"], ids=["PYTHON_GIL-unset",
+                                                 "PYTHON_GIL=0"])
+def test_extension_leaves_the_gil_off(gil):
+    # A module without Py_mod_gil = Py_MOD_GIL_NOT_USED would turn the GIL
+    # on at import, with a RuntimeWarning (an error here).
+    env = dict(os.environ)
+    env.pop("PYTHON_GIL", None)
+    if gil is not None:
+        env["PYTHON_GIL"] = gil
+    code = ("import sys, fastspawn, fastspawn._spawn_c\n"
+            "assert fastspawn.USE_EXTENSIONS\n"
+            "print(sys._is_gil_enabled())\n")
+    r = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c",
+                        code], env=env, capture_output=True, text=True)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "False\n", "")

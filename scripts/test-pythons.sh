@@ -9,6 +9,8 @@
 #   sudo scripts/test-pythons.sh trixie sid            some of them
 #   sudo scripts/test-pythons.sh trixie -- -x tests/test_core.py
 #                                                      pytest arguments
+#   sudo scripts/test-pythons.sh --c-only trixie -- -q  the C backend's runs
+#                                                      only (scripts/c_backend_only.py)
 #
 # For each suite: debootstrap a minimal chroot with that Python, its headers,
 # venv and gcc (once; kept for the next run), copy the checkout in (tracked
@@ -28,7 +30,8 @@
 #                      (default /fastspawn; separate ones let several
 #                      checkouts share the chroots)
 #   DEBIAN_MIRROR      default http://deb.debian.org/debian
-# Unmount a chroot with: umount -R DIR/proc DIR/dev
+# /proc and /dev are mounted in a chroot for its run and unmounted after
+# (unless they were mounted already).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -38,6 +41,12 @@ work=${FASTSPAWN_CHROOT_WORK:-/fastspawn}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 suites=()
+plugin=()
+if [ "${1:-}" = "--c-only" ]; then
+    # The pure backend's runs deselected: PYTHONPATH=scripts in the chroot.
+    plugin=(-p c_backend_only)
+    shift
+fi
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do
     suites+=("$1"); shift
 done
@@ -87,9 +96,25 @@ make_chroot() {     # make_chroot SUITE DIR: debootstrap once, then refresh
     [ -f /etc/ssl/certs/ca-certificates.crt ] \
         && mkdir -p "$dir/etc/ssl/certs" \
         && cp /etc/ssl/certs/ca-certificates.crt "$dir/etc/ssl/certs/"
-    mountpoint -q "$dir/proc" || mount -t proc proc "$dir/proc"
-    mountpoint -q "$dir/dev" || mount --rbind /dev "$dir/dev"
+    # Mounted for this run only (left alone if someone else's run did).
+    mounted=()
+    if ! mountpoint -q "$dir/proc"; then
+        mount -t proc proc "$dir/proc" && mounted+=("$dir/proc")
+    fi
+    if ! mountpoint -q "$dir/dev"; then
+        mount --rbind /dev "$dir/dev" && mounted+=("$dir/dev")
+    fi
 }
+
+unmount() {         # what make_chroot mounted
+    local m
+    for m in "${mounted[@]}"; do
+        umount -R "$m" || umount -lR "$m" || true
+    done
+    mounted=()
+}
+mounted=()
+trap unmount EXIT
 
 copy_checkout() {   # copy_checkout DEST: the sources, not the build
     rm -rf "$1"
@@ -157,18 +182,20 @@ for suite in "${suites[@]}"; do
     if [ $rc -ne 0 ]; then
         summary[$suite]="$suite $version: install FAILED (exit $rc)"
         status=1
+        unmount
         continue
     fi
     echo "== $suite: $version: the suite =="
     rm -f "$dir$work/junit.xml"
     chroot "$dir" /bin/bash -c '
-        cd "$1/src" && exec "$1/venv/bin/python" -m pytest -p no:cacheprovider \
-            --junitxml="$1/junit.xml" "${@:2}"
-    ' - "$work" "${pytest_args[@]}" || rc=$?
+        cd "$1/src" && PYTHONPATH=$1/src/scripts exec "$1/venv/bin/python" \
+            -m pytest -p no:cacheprovider --junitxml="$1/junit.xml" "${@:2}"
+    ' - "$work" "${plugin[@]}" "${pytest_args[@]}" || rc=$?
     counts="(no report)"
     [ -f "$dir$work/junit.xml" ] && counts=$(summarize "$work/venv/bin/python" "$work/junit.xml")
     summary[$suite]="$suite $version: pytest exit $rc, $((SECONDS - start)) s -- $counts"
     [ $rc -eq 0 ] || status=1
+    unmount
 done
 
 echo "== summary =="

@@ -22,7 +22,7 @@ import sys
 
 __all__ = ["POLL_HOOK", "poll_kwargs", "c_int", "c_int_overflow",
            "stdlib_posix_spawns", "run_posix_spawns", "posix_spawn_args",
-           "naming_program", "check_input"]
+           "check_input"]
 
 _POLL = inspect.signature(subprocess.Popen._internal_poll).parameters
 
@@ -207,6 +207,11 @@ def _nul_in_path(path):
     return ValueError(msg)
 
 
+# os.posix_spawn takes env=None (the C environ) from 3.13 on, and says so.
+_ENV_TYPE_ERROR = ("posix_spawn: environment must be a mapping object"
+                   + (" or None" if sys.version_info >= (3, 13) else ""))
+
+
 def _fsencode_checked(value):
     b = os.fsencode(value)
     if b"\0" in b:
@@ -231,8 +236,7 @@ def posix_spawn_args(executable, args, env):
     envp = None
     if env is not None:
         if not hasattr(type(env), "__getitem__"):
-            raise TypeError("posix_spawn: environment must be a mapping "
-                            "object")
+            raise TypeError(_ENV_TYPE_ERROR)
         keys = list(env.keys())
         values = list(env.values())
         envp = []
@@ -242,20 +246,6 @@ def posix_spawn_args(executable, args, env):
                 raise ValueError("illegal environment variable name")
             envp.append(k + b"=" + _fsencode_checked(v))
     return exe, argv, envp
-
-
-def naming_program(launch):
-    """``launch`` (_launch.launch) failing as os.posix_spawn does: every
-    OSError names the program, as ``os.fspath(filename)``."""
-    def launch_posix_spawn(*args, filename, **kwargs):
-        name = os.fspath(filename)
-        try:
-            return launch(*args, filename=name, **kwargs)
-        except OSError as e:
-            if e.filename is None:
-                e.filename = name
-            raise
-    return launch_posix_spawn
 
 
 # ---- communicate()'s input -----------------------------------------------------

@@ -13,14 +13,17 @@ _child_error = _execpath.child_error
 def launch(file, argv, envp, *, search=False, path_env=None,
            stdin=-1, stdout=-1, stderr=-1, pass_fds=(), cwd=None,
            cwd_for_error=None, flags=0, pgroup=-1, umask=-1, uid=-1,
-           gid=-1, groups=None, preexec_fn=None, filename=None):
+           gid=-1, groups=None, preexec_fn=None, filename=None,
+           name_program=False):
     """Start ``file`` (bytes) with ``argv``/``envp`` (bytes lists; envp None
     inherits). With ``search``, PATH is searched as os.execvp does, in
     ``path_env`` (the child's env mapping; None: os.environ).
 
     Returns the backend's SpawnResult tuple for a running child; raises
     OSError (or SubprocessError for a failing preexec_fn) otherwise, naming
-    ``filename`` (default: ``file``) / ``cwd_for_error`` (default: cwd).
+    ``filename`` (default: ``file``) / ``cwd_for_error`` (default: cwd);
+    with ``name_program`` every failure of the child names ``filename``
+    (as os.posix_spawn's do).
     """
     paths = _candidates(file, path_env) if search else file
     if preexec_fn is None:
@@ -35,7 +38,8 @@ def launch(file, argv, envp, *, search=False, path_env=None,
     if res[6] != STEP_OK:
         raise _child_error(res[6], res[7],
                            file if filename is None else filename,
-                           cwd if cwd_for_error is None else cwd_for_error)
+                           cwd if cwd_for_error is None else cwd_for_error,
+                           name_program)
     return res
 
 

@@ -40,8 +40,6 @@ _TimeoutExpired = subprocess.TimeoutExpired
 _EXEC_PARAMS = tuple(
     inspect.signature(_StdPopen._execute_child).parameters)[1:]
 
-# launch() as os.posix_spawn fails: every error names the program.
-_launch_posix_spawn = _compat.naming_program(launch)
 _pidfd_send_signal = getattr(signal, "pidfd_send_signal", None)
 _ID_MAX = 2 ** 32 - 1
 _LONG_MAX = 2 ** (8 * struct.calcsize("l") - 1) - 1
@@ -227,6 +225,7 @@ class Popen(_StdPopen):
         posix_spawned = _compat.stdlib_posix_spawns(executable, p)
         if posix_spawned:
             exe, argv, envp = _compat.posix_spawn_args(executable, args, env)
+            orig_executable = os.fspath(executable)
         else:
             envp = None if env is None else _encode_env(env)
             argv = encode_argv(args)
@@ -269,7 +268,7 @@ class Popen(_StdPopen):
         self._fs_lock = threading.Lock()
 
         self._fs_t0 = _monotonic()
-        res = (_launch_posix_spawn if posix_spawned else launch)(
+        res = launch(
             exe, argv, envp, search=True, path_env=env,
             stdin=p2cread if p2cread != -1 else STDIO_INHERIT,
             stdout=c2pwrite if c2pwrite != -1 else STDIO_INHERIT,
@@ -280,7 +279,8 @@ class Popen(_StdPopen):
             uid=-1 if uid is None else uid,
             gid=-1 if gid is None else gid,
             groups=None if gids is None else tuple(gids),
-            preexec_fn=p["preexec_fn"], filename=orig_executable)
+            preexec_fn=p["preexec_fn"], filename=orig_executable,
+            name_program=posix_spawned)
         self.pid = res[0]
         self._fs_pidfd = res[1]
         self._fs_method = res[5]

@@ -403,9 +403,14 @@ class Popen(_StdPopen):
         if com is None:
             def fd(f):
                 return f.fileno() if f is not None and not f.closed else -1
-            com = self._fs_comm = _backend.impl.Communicator(
-                fd(self.stdin) if self._input else -1,
-                fd(self.stdout), fd(self.stderr), self._input)
+            # One loop per Popen, whichever thread comes first (a second
+            # one on the same fds would share them; its run() raises).
+            with self._fs_lock:
+                com = self._fs_comm
+                if com is None:
+                    com = self._fs_comm = _backend.impl.Communicator(
+                        fd(self.stdin) if self._input else -1,
+                        fd(self.stdout), fd(self.stderr), self._input)
         if not com.run(endtime, self._fs_stream_done):
             out, err = com.output()
             raise _TimeoutExpired(self.args, orig_timeout,

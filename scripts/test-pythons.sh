@@ -130,7 +130,8 @@ copy_checkout() {   # copy_checkout DEST: the sources, not the build
 }
 
 # Per-backend counts from pytest's JUnit XML: the suite's backend fixture
-# records each test's backend as a property (tests without one: "-").
+# records each test's backend as a property (tests without one, skipped
+# before any fixture ran: "none").
 summarize() {       # summarize PYTHON XML
     chroot "$dir" "$1" - "$2" <<'EOF'
 import sys
@@ -148,7 +149,7 @@ for case in ET.parse(sys.argv[1]).getroot().iter("testcase"):
         kind = "skipped"
     else:
         kind = "passed"
-    c = counts.setdefault(props.get("backend", "-"), dict.fromkeys(
+    c = counts.setdefault(props.get("backend", "none"), dict.fromkeys(
         ("passed", "failed", "errors", "skipped"), 0))
     c[kind] += 1
 print(" | ".join("%s: %s" % (b, ", ".join("%d %s" % (n, k)

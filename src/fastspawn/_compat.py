@@ -22,7 +22,7 @@ import sys
 
 __all__ = ["POLL_HOOK", "poll_kwargs", "c_int", "c_int_overflow",
            "stdlib_posix_spawns", "run_posix_spawns", "posix_spawn_args",
-           "check_input"]
+           "check_input", "POSIX_SPAWN_ENV_NONE"]
 
 _POLL = inspect.signature(subprocess.Popen._internal_poll).parameters
 
@@ -207,9 +207,11 @@ def _nul_in_path(path):
     return ValueError(msg)
 
 
-# os.posix_spawn takes env=None (the C environ) from 3.13 on, and says so.
+#: os.posix_spawn takes env=None (the C environ) from 3.13 on, and says so
+#: in its TypeError for any other non-mapping.
+POSIX_SPAWN_ENV_NONE = sys.version_info >= (3, 13)
 _ENV_TYPE_ERROR = ("posix_spawn: environment must be a mapping object"
-                   + (" or None" if sys.version_info >= (3, 13) else ""))
+                   + (" or None" if POSIX_SPAWN_ENV_NONE else ""))
 
 
 def _fsencode_checked(value):

@@ -34,7 +34,7 @@ try:
 except ImportError:  # PyPy 3.9's fcntl lacks it: the Linux/macOS value
     F_DUPFD_CLOEXEC = 67 if sys.platform == "darwin" else 1030
 
-from . import _forkexec
+from . import _compat, _forkexec
 from ._constants import (
     CLOSE_FDS, FORCE_VFORK, PREFER_POSIX_SPAWN, RESTORE_SIGNALS, SETSID,
     STDIO_DEVNULL, STDIO_PIPE, STDIO_STDOUT, STEP_EXEC, STEP_OK, STEP_OTHER, VIA_FORK,
@@ -185,7 +185,7 @@ def _env_map(envp):
 # readline setting LINES/COLUMNS). os.posix_spawn takes env=None for it from
 # 3.13 on; before, environ is read through ctypes (loaded on first use).
 # Where that is impossible, such requests go to fork_exec (execv()).
-_ENV_NONE_IS_ENVIRON = sys.version_info >= (3, 13)
+_ENV_NONE_IS_ENVIRON = _compat.POSIX_SPAWN_ENV_NONE
 _environ_ptr = None     # ctypes view of environ; False: unavailable
 
 

@@ -162,6 +162,8 @@ fd_is_open(int fd)
     return fcntl(fd, F_GETFD) != -1;
 }
 
+#ifdef FS_HAVE_ADDCLOSEFROM
+/* Only posix_spawn's per-fd close actions need the count. */
 static size_t
 gap_closes(const fs_request *req)
 {
@@ -174,6 +176,7 @@ gap_closes(const fs_request *req)
     }
     return n;
 }
+#endif
 
 int
 fs_spawn_method(const fs_request *req)

@@ -19,6 +19,12 @@ import pytest
 # Helpers shared by the test modules live in tests/fsutil.py.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+# libffi >= 3.4 (static trampolines; e.g. Debian sid) opens its own shared
+# object when ctypes is first imported and keeps that fd for good. Tests and
+# the pure backend (its C environ view) import ctypes on first use: import
+# it before any leak check counts fds.
+import ctypes  # noqa: E402,F401
+
 from fastspawn import _backend  # noqa: E402
 from fsfault import build_echo, children, open_fds  # noqa: E402
 from fsutil import no_c_backend_reason  # noqa: E402
@@ -59,6 +65,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True, params=["c", "py"], ids=["c", "py"])
 def backend(request, monkeypatch):
+    # In JUnit XML reports (scripts/test-pythons.sh counts per backend).
+    request.node.user_properties.append(("backend", request.param))
     if request.param == "c":
         mod = _backend.c_impl
         if mod is None:

@@ -20,6 +20,21 @@ def no_c_backend_reason():
     return None
 
 
+def glibc_version():
+    """The running glibc's (major, minor), or None elsewhere."""
+    try:
+        name, _, ver = os.confstr("CS_GNU_LIBC_VERSION").partition(" ")
+    except (AttributeError, ValueError, OSError):
+        return None
+    if name != "glibc":
+        return None
+    return tuple(int(x) for x in ver.split(".")[:2])
+
+
+#: posix_spawn_file_actions_addclosefrom_np: glibc 2.34 (bullseye has 2.31).
+HAVE_ADDCLOSEFROM = (glibc_version() or (0, 0)) >= (2, 34)
+
+
 def read_all(fd):
     """Read ``fd`` to EOF, close it and return the bytes."""
     chunks = []

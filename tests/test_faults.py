@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -469,6 +470,52 @@ def test_output_buffer_that_cannot_grow(backend, monkeypatch):
                        _GROW_FAIL_BODY, timeout=120)
     assert res["loop"] == (failures, "ok", None)
     assert res["communicator"] == (failures, "ok", None, (-1, -1, -1))
+
+
+class _Stop(Exception):
+    alive = []
+
+    def __init__(self):
+        super().__init__()
+        _Stop.alive.append(weakref.ref(self))
+
+
+def _raise_stop(signum, frame):
+    raise _Stop()
+
+
+@pytest.mark.parametrize("how", ["run-capture", "run-capture-timeout",
+                                 "run-no-pipes"])
+def test_exception_ending_a_run_is_in_no_cycle(backend, how):
+    # The exception that ends a run (from a signal handler here; a
+    # MemoryError of the capture in test_memory_exhaustion_while_capturing)
+    # is handed up in a result tuple: no frame may keep that tuple, or the
+    # exception's traceback makes a cycle that keeps every frame's locals
+    # (the output buffers) until the cyclic GC runs.
+    cmd = ["sleep", "5"]
+    call = {
+        "run-capture": lambda: fastspawn.run(cmd, capture_output=True),
+        "run-capture-timeout": lambda: fastspawn.run(
+            cmd, capture_output=True, timeout=60),
+        "run-no-pipes": lambda: fastspawn.run(cmd),
+    }[how]
+    _Stop.alive.clear()
+    old = signal.signal(signal.SIGALRM, _raise_stop)
+    gc.disable()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        try:
+            call()
+        except _Stop:
+            pass
+        else:
+            raise AssertionError("not interrupted")
+        assert len(_Stop.alive) == 1
+        assert _Stop.alive[0]() is None, gc.get_referrers(_Stop.alive[0]())
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        gc.enable()
 
 
 # ---------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def test_tuple_stages_and_pathlike(tmp_path):
 
 
 def test_input_bytes_and_text():
-    r = pipeline(["tr", "a-z", "A-Z"], ["rev"], input=b"abc\n",
+    r = pipeline(["tr", "a-z", "A-Z"], ["tr", "ABC", "CBA"], input=b"abc\n",
                  stdout=PIPE)
     assert r.stdout == b"CBA\n"
     r = pipeline(["cat"], ["cat"], input="h\u00e9llo\r\n", text=True,

@@ -860,3 +860,26 @@ def test_lazily_opened_pidfd_must_name_our_child():
                 p._waitpid_lock.release()
         finally:
             os.close(fd)
+
+
+def test_communicate_from_two_threads_at_once():
+    """A second communicate() while another thread is in one raises
+    RuntimeError (README): the two would share one loop's state (memory,
+    in the C backend). The first goes on unharmed."""
+    p = fastspawn.Popen(["sleep", "30"], stdout=subprocess.PIPE)
+    res = []
+    t = threading.Thread(target=lambda: res.append(p.communicate(timeout=60)))
+    t.start()
+    deadline = time.monotonic() + 30
+    while p._fs_comm is None or not p._fs_comm.busy:
+        assert time.monotonic() < deadline and t.is_alive()
+        time.sleep(0.005)
+    with pytest.raises(RuntimeError,
+                       match="^communicate\\(\\) is already running in "
+                             "another thread$"):
+        p.communicate(timeout=60)
+    p.kill()
+    t.join(30)
+    assert res == [(b"", None)]
+    assert p.returncode == -signal.SIGKILL
+    assert not p._fs_comm.busy

@@ -27,6 +27,7 @@ import warnings
 import pytest
 
 import fastspawn
+from fastspawn import _comm_py
 from fastspawn import _constants as K
 from fastspawn._launch import launch
 from fsfault import children, fds_exhausted, open_fds
@@ -394,3 +395,137 @@ def test_stress_full_with_fd_pressure():
     assert sum(results.values()) == 8 * 300
     assert results["ok"] > 0 and results["emfile"] > 0, dict(results)
     sys.stderr.write("fd pressure: %r\n" % dict(results))
+
+
+# ---------------------------------------------------------------------------
+# shared state under threads: what a free-threaded build (3.13t/3.14t) runs
+# without the GIL's help, exercised on every version -- the install() swap,
+# the PATH-candidate caches (many PATHs, so they are cleared under load),
+# one Popen waited for, polled and signalled from several threads at once,
+# and communicate() entered twice at once.
+
+
+def _shared_state_stress(nthreads, per_thread, seed):
+    import shutil
+    dirs = [os.path.dirname(shutil.which(p)) for p in ("sh", "echo")]
+    base = os.pathsep.join(sorted(set(dirs)))
+    errors = []
+    lock = threading.Lock()
+    stop = threading.Event()
+    swaps = [0]
+
+    def swapper():
+        while not stop.is_set():
+            fastspawn.install()
+            fastspawn.uninstall()
+            swaps[0] += 1
+
+    def shared_popen(rng, tok):
+        p = fastspawn.Popen(["sh", "-c", "sleep 0.0%d" % rng.randrange(5)])
+        codes = []
+
+        def waiter(how):
+            if how == "wait":
+                codes.append(p.wait(timeout=60))
+            elif how == "poll":
+                while p.poll() is None:
+                    time.sleep(0.001)
+                codes.append(p.returncode)
+            else:
+                p.send_signal(0)    # alive or reaped: never an error
+                codes.append(p.wait())
+        ts = [threading.Thread(target=waiter, args=(how,))
+              for how in ("wait", "poll", "signal", "wait")]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        assert codes == [0, 0, 0, 0], codes
+        assert p.rusage is not None
+
+    def swapped_subprocess(rng, tok):
+        # subprocess itself, fastspawn swapped in or out meanwhile: the
+        # result is the same either way.
+        out = subprocess.run(["echo", tok], stdout=PIPE).stdout
+        assert out == tok.encode() + b"\n"
+
+    def many_paths(rng, tok):
+        # A PATH of its own per call (with padding entries): the candidate
+        # caches fill and are cleared while other threads read them.
+        pad = os.pathsep.join("/nonexistent/%d" % rng.randrange(400)
+                              for _ in range(rng.randrange(3)))
+        env = {"PATH": pad + os.pathsep + base if pad else base}
+        r = fastspawn.run(["echo", tok], env=env, capture_output=True)
+        assert r.stdout == tok.encode() + b"\n"
+        if rng.random() < 0.3:
+            old = os.environ.get("PATH")
+            assert fastspawn.run(["true"]).returncode == 0
+            assert os.environ.get("PATH") == old
+
+    def twice_communicate(rng, tok):
+        p = fastspawn.Popen(["sh", "-c", "sleep 0.05; echo %s" % tok],
+                            stdout=PIPE)
+        got = []
+
+        def com():
+            try:
+                got.append(p.communicate(timeout=60)[0])
+            except RuntimeError as e:
+                got.append(str(e))
+        ts = [threading.Thread(target=com) for _ in range(2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        assert tok.encode() + b"\n" in got, got
+        for g in got:
+            assert g in (tok.encode() + b"\n",
+                         _comm_py.BUSY_MESSAGE), got
+        p.wait()
+
+    ops = [shared_popen, swapped_subprocess, many_paths, many_paths,
+           twice_communicate]
+
+    def worker(tid):
+        rng = random.Random(seed * 1000 + tid)
+        for i in range(per_thread):
+            f = rng.choice(ops)
+            try:
+                f(rng, "s%dx%d" % (tid, i))
+            except BaseException:
+                with lock:
+                    errors.append("%s (seed %d, thread %d, #%d):\n%s" % (
+                        f.__name__, seed, tid, i, traceback.format_exc()))
+
+    saved = subprocess.Popen, subprocess.run
+    base_fds = open_fds()
+    helper = threading.Thread(target=swapper, daemon=True)
+    workers = [threading.Thread(target=worker, args=(t,))
+               for t in range(nthreads)]
+    helper.start()
+    for t in workers:
+        t.start()
+    try:
+        for t in workers:
+            t.join(600)
+            assert not t.is_alive(), "hung:\n" + _all_stacks()
+    finally:
+        stop.set()
+        helper.join(30)
+        fastspawn.uninstall()
+    assert not errors, "%d failures, first:\n%s" % (len(errors), errors[0])
+    assert (subprocess.Popen, subprocess.run) == saved
+    assert open_fds() == base_fds, sorted(open_fds() - base_fds)
+    assert children() == []
+    return swaps[0]
+
+
+def test_shared_state_threads_quick():
+    """4 threads x 15 shared-state operations (normal suite)."""
+    assert _shared_state_stress(4, 15, random.randrange(1 << 30)) > 0
+
+
+@pytest.mark.stress
+def test_shared_state_threads_full():
+    """8 threads x 300 shared-state operations."""
+    assert _shared_state_stress(8, 300, random.randrange(1 << 30)) > 0

@@ -8,6 +8,7 @@ import os
 import select
 import selectors
 import sys
+import threading
 from time import monotonic
 
 try:
@@ -19,7 +20,13 @@ from ._constants import (
     LOOP_EXITED, LOOP_EXPIRED, LOOP_IDLE, LOOP_NOTIFY, LOOP_WAKE,
 )
 
-__all__ = ["Communicator", "pidfd_wait", "reap"]
+__all__ = ["Communicator", "pidfd_wait", "reap", "BUSY_MESSAGE"]
+
+#: Communicator.run()'s RuntimeError while another thread runs it (both
+#: backends: _spawn_c takes it from here).
+BUSY_MESSAGE = "communicate() is already running in another thread"
+
+_busy_lock = threading.Lock()
 
 _READ_CHUNK = 1 << 18
 _WRITE_CHUNK = 1 << 20
@@ -101,7 +108,23 @@ class Communicator:
         else:
             on_close(i)
 
+    #: A run() is in progress.
+    busy = False
+
     def run(self, deadline, on_close):
+        # One run() at a time (communicate() from two threads): the second
+        # raises, as the C twin must (its loop would share one state).
+        # A lock so that the test-and-set is one step without a GIL too.
+        with _busy_lock:
+            if self.busy:
+                raise RuntimeError(BUSY_MESSAGE)
+            self.busy = True
+        try:
+            return self._run(deadline, on_close)
+        finally:
+            self.busy = False
+
+    def _run(self, deadline, on_close):
         fds = self._fds
         if type(on_close) is list and len(on_close) != 3:
             raise ValueError("on_close: a list of three fds")

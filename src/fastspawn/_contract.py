@@ -151,6 +151,8 @@ CLASSES = {
     # (stdout, stderr) so far, None for a stream not read (or, before the
     # end, one that gave nothing yet, not even EOF). A MemoryError while
     # reading leaves it usable (what a lost buffer held is lost).
+    # One run() at a time: another thread's raises RuntimeError
+    # (_comm_py.BUSY_MESSAGE); ``busy`` says whether one is running.
     # seed(k, data): output k (0 stdout, 1 stderr) begins with ``data``,
     # bytes the caller already read from that stream (a file object's
     # buffer); ValueError if k is not read or has output already.
@@ -159,7 +161,7 @@ CLASSES = {
         {"run": Signature(("deadline", "on_close"), bool),
          "seed": Signature(("k", "data"), None),
          "output": Signature((), _Output)},
-        {"finished": bool, "input_offset": int}),
+        {"finished": bool, "input_offset": int, "busy": bool}),
     # One poll loop over up to ``nslots`` running children (run_many()).
     # add() puts a child in a free slot; the loop owns its pipes (closed
     # at EOF, in drop() and in close()), the pidfd (-1: none) stays the

@@ -64,15 +64,16 @@ def _search(file, env):
     return found
 
 
-def child_error(step, err, filename, cwd):
+def child_error(step, err, filename, cwd, name_program=False):
     """The exception for a child that failed at ``step`` with ``err``,
     shaped like subprocess's: exec failures name the program, chdir
-    failures the cwd, other steps nothing."""
+    failures the cwd, other steps nothing -- or, with ``name_program``
+    (os.posix_spawn's errors), the program too."""
     if step == STEP_PREEXEC:
         import subprocess
         return subprocess.SubprocessError("Exception occurred in preexec_fn.")
     msg = os.strerror(err)
-    if step == STEP_EXEC:
+    if step == STEP_EXEC or (name_program and step != STEP_CHDIR):
         return OSError(err, msg, filename)
     if step == STEP_CHDIR:
         return OSError(err, msg, cwd)

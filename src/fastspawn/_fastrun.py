@@ -21,6 +21,9 @@ import sys
 from time import monotonic
 
 from . import _backend
+from ._compat import check_input as _check_input
+from ._compat import posix_spawn_args as _posix_spawn_args
+from ._compat import run_posix_spawns as _posix_spawns
 from ._completed import CompletedProcess
 from ._constants import (
     CLOSE_FDS, RESTORE_SIGNALS, STDIO_DEVNULL, STDIO_INHERIT, STDIO_PIPE,
@@ -149,10 +152,16 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
     if _active or _active is None:
         _cleanup()
     args_list = list(args)
-    sys.audit("subprocess.Popen", args_list[0], args_list, cwd, env)
-    argv = encode_argv(args_list)
-    exe = argv[0]
-    envp = None if env is None else _encode_env(env)
+    filename = args_list[0]
+    sys.audit("subprocess.Popen", filename, args_list, cwd, env)
+    if _posix_spawns(filename, cwd):
+        # subprocess would use os.posix_spawn: its checks and errors.
+        exe, argv, envp = _posix_spawn_args(filename, args_list, env)
+        filename = os.fspath(filename)
+    else:
+        argv = encode_argv(args_list)
+        exe = argv[0]
+        envp = None if env is None else _encode_env(env)
     cwd_b = None if cwd is None else fsencode(cwd)
     # subprocess's communicate() takes ``input`` one of two ways: with at
     # most one pipe and no timeout, through the stdin file object (only
@@ -164,6 +173,7 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
         if not lone_pipe:
             if text_mode:
                 input = input.encode(encoding, errors or "strict")
+            _check_input(input)
         elif input and text_mode:
             if not isinstance(input, str):
                 # Raises TextIOWrapper.write()'s TypeError, word for word.
@@ -187,7 +197,7 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
         t0 = monotonic()
         (pid, status, rusage, out, err, _, _, exc, fds) = launch_capture(
             exe, argv, envp, stdin_code, _STDOUT[stdout], _STDERR[stderr],
-            cwd_b, cwd, _FLAGS, env, args_list[0], input)
+            cwd_b, cwd, _FLAGS, env, filename, input)
         if exc is not None:
             try:
                 _settle(pid, -1, exc)
@@ -208,7 +218,7 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
         res = launch(exe, argv, envp, search=True, path_env=env,
                      stdin=stdin_code, stdout=_STDOUT[stdout],
                      stderr=_STDERR[stderr], cwd=cwd_b, cwd_for_error=cwd,
-                     flags=_FLAGS | _PIDFD, filename=args_list[0])
+                     flags=_FLAGS | _PIDFD, filename=filename)
         pid, pidfd = res[0], res[1]
         fds = [res[2], res[3], res[4]]
         deadline = monotonic() + timeout
@@ -266,13 +276,20 @@ def _run_no_pipes(args, check, stdin, stdout, stderr, env, cwd):
     if _active or _active is None:
         _cleanup()
     args_list = list(args)
-    sys.audit("subprocess.Popen", args_list[0], args_list, cwd, env)
-    argv = encode_argv(args_list)
+    filename = args_list[0]
+    sys.audit("subprocess.Popen", filename, args_list, cwd, env)
+    if _posix_spawns(filename, cwd):
+        # subprocess would use os.posix_spawn: its checks and errors.
+        _, argv, envp = _posix_spawn_args(filename, args_list, env)
+        filename = os.fspath(filename)
+    else:
+        argv = encode_argv(args_list)
+        envp = None if env is None else _encode_env(env)
     t0 = monotonic()
     pid, status, rusage, _, _, exc = launch_wait(
-        argv[0], argv, None if env is None else _encode_env(env),
+        argv[0], argv, envp,
         stdin, stdout, stderr, None if cwd is None else fsencode(cwd), cwd,
-        _FLAGS, env, args_list[0])
+        _FLAGS, env, filename)
     if exc is not None:
         # A signal handler raised during the wait: the child still runs.
         try:

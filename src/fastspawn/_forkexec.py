@@ -54,7 +54,7 @@ from ._constants import (
     VIA_FORK, VIA_VFORK, WANT_PIDFD,
 )
 
-__all__ = ["fork_exec", "fork_exec_method", "VFORK_CAPABLE"]
+__all__ = ["fork_exec", "fork_exec_method", "probe_int_error", "VFORK_CAPABLE"]
 
 # ---- what this interpreter's fork_exec is (decided once, at import) -------
 
@@ -109,6 +109,22 @@ else:
                           p2cread, p2cwrite, c2pread, c2pwrite,
                           errread, errwrite, epr, epw, restore, setsid,
                           gid, groups, uid, umask, preexec_fn)
+
+
+def probe_int_error(value):
+    """The TypeError or OverflowError this fork_exec raises for ``value``
+    as a C int argument (p2cread), or None if it takes it. Starts nothing:
+    bad arguments are refused while they are parsed, and the rest would
+    be refused before any fork (errpipe_write -1 with close_fds, the
+    fds_to_keep (-1,)) with a ValueError."""
+    try:
+        _call([b"/"], (b"/",), True, (-1,), None, None, value, -1, -1, -1,
+              -1, -1, -1, -1, False, False, -1, None, None, None, -1, None)
+    except (OverflowError, TypeError) as e:
+        return e
+    except ValueError:
+        return None
+    return None     # pragma: no cover - refused above on every version
 
 
 def _setpgid_preexec(pgid, user_fn, errpipe_write):

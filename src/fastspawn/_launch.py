@@ -13,25 +13,29 @@ _child_error = _execpath.child_error
 def launch(file, argv, envp, *, search=False, path_env=None,
            stdin=-1, stdout=-1, stderr=-1, pass_fds=(), cwd=None,
            cwd_for_error=None, flags=0, pgroup=-1, umask=-1, uid=-1,
-           gid=-1, groups=None, preexec_fn=None, filename=None):
+           gid=-1, groups=None, preexec_fn=None, filename=None,
+           name_program=False):
     """Start ``file`` (bytes) with ``argv``/``envp`` (bytes lists; envp None
     inherits). With ``search``, PATH is searched as os.execvp does, in
     ``path_env`` (the child's env mapping; None: os.environ).
 
     Returns the backend's SpawnResult tuple for a running child; raises
     OSError (or SubprocessError for a failing preexec_fn) otherwise, naming
-    ``filename`` (default: ``file``) / ``cwd_for_error`` (default: cwd).
+    ``filename`` (default: ``file``) / ``cwd_for_error`` (default: cwd);
+    with ``name_program`` every failure of the child names ``filename``
+    (as os.posix_spawn's do).
     """
     return start(_candidates(file, path_env) if search else file, argv,
                  envp, stdin, stdout, stderr, pass_fds, cwd, flags, pgroup,
                  umask, uid, gid, groups, preexec_fn,
                  file if filename is None else filename,
-                 cwd if cwd_for_error is None else cwd_for_error)
+                 cwd if cwd_for_error is None else cwd_for_error,
+                 name_program)
 
 
 def start(paths, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
           pgroup, umask, uid, gid, groups, preexec_fn, filename,
-          cwd_for_error):
+          cwd_for_error, name_program=False):
     """:func:`launch` with every argument given, in order (Popen's path):
     ``paths`` is one path or the PATH candidates (_execpath.candidates)."""
     if preexec_fn is None:
@@ -44,7 +48,8 @@ def start(paths, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
                         cwd, flags, pgroup, umask, uid, gid, groups,
                         preexec_fn)
     if res[6] != STEP_OK:
-        raise _child_error(res[6], res[7], filename, cwd_for_error)
+        raise _child_error(res[6], res[7], filename, cwd_for_error,
+                           name_program)
     return res
 
 
@@ -59,7 +64,10 @@ def launch_wait(file, argv, envp, stdin, stdout, stderr, cwd, cwd_for_error,
                                    -1, -1, -1, None)
     if res[3] != STEP_OK:
         raise _child_error(res[3], res[4], filename, cwd_for_error)
-    return res
+    try:
+        return res
+    finally:
+        del res     # see launch_capture
 
 
 def launch_capture(file, argv, envp, stdin, stdout, stderr, cwd,
@@ -75,4 +83,10 @@ def launch_capture(file, argv, envp, stdin, stdout, stderr, cwd,
                                       flags, -1, -1, -1, -1, None, input)
     if res[5] != STEP_OK:
         raise _child_error(res[5], res[6], filename, cwd_for_error)
-    return res
+    # Returned without this frame keeping it: the exception it may hold has
+    # a traceback whose frames reach this one (f_back), a cycle that would
+    # keep all they hold (a MemoryError's buffers) until the cyclic GC.
+    try:
+        return res
+    finally:
+        del res

@@ -16,7 +16,6 @@ import codecs
 import errno
 import inspect
 import io
-import operator
 import os
 import signal
 import struct
@@ -26,7 +25,7 @@ import threading
 from resource import struct_rusage as _struct_rusage
 from time import monotonic as _monotonic
 
-from . import _backend, _procwait
+from . import _backend, _compat, _procwait
 from ._constants import (
     CLOSE_FDS, RESTORE_SIGNALS, SETSID,
 )
@@ -108,21 +107,13 @@ _UNIX_SHELL = ("/system/bin/sh" if hasattr(sys, "getandroidapilevel")
 # _posixsubprocess.fork_exec parses its fd, umask and process-group
 # arguments as C ints ("i"); these give the same errors for the same values.
 _INT_MAX = 2 ** 31 - 1
-_INT_MIN = -2 ** 31
 
 if _pypy_int_w is None:
     _KEEP_FD_MAX = _INT_MAX     # the highest fd fork_exec keeps open
 
-    def _c_int(value):
-        """``value`` as fork_exec's C int arguments take it: TypeError for
-        a non-integer (e.g. a float), OverflowError outside the C int
-        range."""
-        value = operator.index(value)
-        if value > _INT_MAX:
-            raise OverflowError("signed integer is greater than maximum")
-        if value < _INT_MIN:
-            raise OverflowError("signed integer is less than minimum")
-        return value
+    # As fork_exec's C int arguments take it, with this interpreter's
+    # errors (TypeError for a non-integer, OverflowError out of range).
+    _c_int = _compat.c_int
 else:
     _KEEP_FD_MAX = 1 << 30      # PyPy's build_fd_sequence refuses more
 
@@ -545,9 +536,23 @@ class Popen(_StdPopen):
 
         sys.audit("subprocess.Popen", executable, args, cwd, env)
 
-        envp = None if env is None else _encode_env(env)
-        argv = encode_argv(args)
-        exe = argv[0] if executable is args[0] else fsencode(executable)
+        # Where this subprocess would use os.posix_spawn, its checks and
+        # errors are os.posix_spawn's (_compat).
+        posix_spawned = (_compat.STDLIB_POSIX_SPAWN
+                         and _compat.stdlib_posix_spawns(executable, {
+                "preexec_fn": preexec_fn, "close_fds": close_fds,
+                "pass_fds": pass_fds, "cwd": cwd, "p2cread": p2cread,
+                "c2pwrite": c2pwrite, "errwrite": errwrite,
+                "start_new_session": start_new_session,
+                "process_group": -1 if pgroup is None else pgroup,
+                "gid": gid, "gids": gids, "uid": uid, "umask": umask}))
+        if posix_spawned:
+            exe, argv, envp = _compat.posix_spawn_args(executable, args, env)
+            executable = os.fspath(executable)
+        else:
+            envp = None if env is None else _encode_env(env)
+            argv = encode_argv(args)
+            exe = argv[0] if executable is args[0] else fsencode(executable)
         cwd_b = None if cwd is None else fsencode(cwd)
 
         # -1 (inherit) needs no check; an fd >= 0 goes to the child as is.
@@ -603,7 +608,7 @@ class Popen(_StdPopen):
         # (subprocess's -1 for an fd is STDIO_INHERIT.)
         res = _start(paths, argv, envp, p2cread, c2pwrite, errwrite,
                      pass_fds, cwd_b, flags, pgroup, umask, uid, gid, gids,
-                     preexec_fn, executable, cwd)
+                     preexec_fn, executable, cwd, posix_spawned)
         self.pid = res[0]
         self._fs_method = res[5]
         self._child_created = True
@@ -686,13 +691,17 @@ class Popen(_StdPopen):
             self._fs_rusage = ru
         return (pid, sts)
 
-    def _internal_poll(self, _deadstate=None, _wait4=os.wait4, **kwargs):
+    def _internal_poll(self, _deadstate=None, _wait4=os.wait4,
+                       _poll_kwargs=_compat.poll_kwargs, **kwargs):
+        # kwargs: whatever the running stdlib passes (3.13+: _del_safe);
+        # _compat decides how its poll takes our waitpid.
         def waitpid(pid, flags):
             got, sts, ru = _wait4(pid, flags)
             if got == pid:
                 self.rusage = ru
             return got, sts
-        return super()._internal_poll(_deadstate, _waitpid=waitpid, **kwargs)
+        return super()._internal_poll(_deadstate,
+                                      **_poll_kwargs(waitpid, kwargs))
 
     def _wait(self, timeout):
         """wait() with a timeout sleeps until the child exits (pidfd poll,
@@ -814,14 +823,20 @@ class Popen(_StdPopen):
                 except BrokenPipeError:
                     pass
         self._save_input(input)
+        _compat.check_input(self._input)
 
         com = self._fs_comm
         if com is None:
             def fd(f):
                 return f.fileno() if f is not None and not f.closed else -1
-            com = self._fs_comm = _backend.impl.Communicator(
-                fd(self.stdin) if self._input else -1,
-                fd(self.stdout), fd(self.stderr), self._input)
+            # One loop per Popen, whichever thread comes first (a second
+            # one on the same fds would share them; its run() raises).
+            with self._fs_lock:
+                com = self._fs_comm
+                if com is None:
+                    com = self._fs_comm = _backend.impl.Communicator(
+                        fd(self.stdin) if self._input else -1,
+                        fd(self.stdout), fd(self.stderr), self._input)
         if not com.run(endtime, self._fs_stream_done):
             out, err = com.output()
             raise _TimeoutExpired(self.args, orig_timeout,

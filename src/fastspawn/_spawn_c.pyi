@@ -118,6 +118,10 @@ class Communicator:
     #: True once every stream is finished (run() returned True).
     @property
     def finished(self) -> bool: ...
+    #: True while a run() is in progress; another run() meanwhile (from
+    #: another thread) raises RuntimeError.
+    @property
+    def busy(self) -> bool: ...
     def __init__(
         self,
         stdin_fd: int,

@@ -25,6 +25,7 @@ from ._fs_spawn cimport *
 from ._fs_io cimport *
 
 from . import _constants as _k
+from ._comm_py import BUSY_MESSAGE as _BUSY_MESSAGE
 
 __all__ = ["FEATURES", "spawn", "spawn_wait", "spawn_capture", "spawn_method",
            "RawRusage", "wait4", "Communicator", "pidfd_wait",
@@ -348,6 +349,9 @@ communicate() for one child: writes ``input`` to ``stdin_fd`` and
     cdef PyObject *buf[2]
     cdef bint wanted[2]
     cdef readonly bint finished
+    # A run() in progress: a second (communicate() from another thread)
+    # raises instead of sharing ``c`` with it.
+    cdef readonly bint busy
     # spawn_capture()'s clone child, which may still be in our memory:
     # before run() goes back to Python code (signal handlers may touch
     # os.environ, which the child may be reading), it waits for it to go.
@@ -359,6 +363,7 @@ communicate() for one child: writes ``input`` to ``stdin_fd`` and
         self.buf[1] = NULL
         self.has_view = False
         self.finished = False
+        self.busy = False
         self.clone = NULL
         if stdin_fd >= 0:
             self._take_input(input)
@@ -452,6 +457,18 @@ communicate() for one child: writes ``input`` to ``stdin_fd`` and
         return 0
 
     def run(self, deadline, on_close):
+        # The test-and-set is one step: under the GIL by itself, without
+        # it (free-threaded builds) in this object's critical section.
+        with cython.critical_section(self):
+            if self.busy:
+                raise RuntimeError(_BUSY_MESSAGE)
+            self.busy = True
+        try:
+            return self._run(deadline, on_close)
+        finally:
+            self.busy = False
+
+    cdef object _run(self, object deadline, object on_close):
         cdef double dl = _deadline(deadline, False)
         cdef int ev, err
         cdef list fds = None

@@ -26,7 +26,7 @@ import os
 import signal
 import sys
 import typing
-from errno import EAGAIN, EBADF, EINVAL
+from errno import EAGAIN, EBADF, EINVAL, EPERM
 from fcntl import fcntl
 
 try:
@@ -34,7 +34,7 @@ try:
 except ImportError:  # PyPy 3.9's fcntl lacks it: the Linux/macOS value
     F_DUPFD_CLOEXEC = 67 if sys.platform == "darwin" else 1030
 
-from . import _forkexec
+from . import _compat, _forkexec
 from ._constants import (
     CLOSE_FDS, FEAT_ADDCLOSEFROM, FEAT_PIDFD, FORCE_VFORK,
     PREFER_POSIX_SPAWN, RESTORE_SIGNALS, SETSID,
@@ -158,7 +158,7 @@ def _static_fits(argv, flags, cwd, pgroup, umask, uid, gid, groups):
         or cwd is not None
         or umask >= 0 or uid >= 0 or gid >= 0 or groups is not None
         or pgroup > 0
-        or not argv
+        or not argv or not argv[0]    # os.posix_spawn refuses an empty argv[0]
         or (flags & SETSID and not _setsid_ok)
     )
 
@@ -182,7 +182,7 @@ def _env_map(envp):
 # readline setting LINES/COLUMNS). os.posix_spawn takes env=None for it from
 # 3.13 on; before, environ is read through ctypes (loaded on first use).
 # Where that is impossible, such requests go to fork_exec (execv()).
-_ENV_NONE_IS_ENVIRON = sys.version_info >= (3, 13)
+_ENV_NONE_IS_ENVIRON = _compat.POSIX_SPAWN_ENV_NONE
 _environ_ptr = None     # ctypes view of environ; False: unavailable
 
 
@@ -519,9 +519,16 @@ def spawn(path, argv, envp, stdin, stdout, stderr, pass_fds, cwd, flags,
                 # failure, raised as subprocess raises fork()'s (see
                 # spawn_posix() in fs_spawn.c).
                 raise OSError(EAGAIN, os.strerror(EAGAIN)) from None
-            # posix_spawn reports the exec (or a file action) failing in the
-            # child as its return value: the exec step, as fs_spawn.c says.
-            return (-1, -1, -1, -1, -1, VIA_POSIX_SPAWN, STEP_EXEC, e.errno)
+            if e.errno != EPERM:
+                # posix_spawn reports the exec (or a file action) failing
+                # in the child as its return value: the exec step, as
+                # fs_spawn.c says.
+                return (-1, -1, -1, -1, -1, VIA_POSIX_SPAWN, STEP_EXEC,
+                        e.errno)
+            # Ambiguous: glibc 2.31 (bullseye) returns a failed clone() as
+            # EPERM (its -1 taken for -errno), e.g. under RLIMIT_NPROC.
+            # fork_exec says which step failed, and how.
+            retry = True
         except NotImplementedError:
             if not flags & SETSID:
                 raise

@@ -149,19 +149,7 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
     if text_mode and encoding is None:
         encoding = _default_encoding()
 
-    if _active or _active is None:
-        _cleanup()
-    args_list = list(args)
-    filename = args_list[0]
-    sys.audit("subprocess.Popen", filename, args_list, cwd, env)
-    if _posix_spawns(filename, cwd):
-        # subprocess would use os.posix_spawn: its checks and errors.
-        exe, argv, envp = _posix_spawn_args(filename, args_list, env)
-        filename = os.fspath(filename)
-    else:
-        argv = encode_argv(args_list)
-        exe = argv[0]
-        envp = None if env is None else _encode_env(env)
+    args_list, filename, exe, argv, envp = _prepare(args, cwd, env)
     cwd_b = None if cwd is None else fsencode(cwd)
     # subprocess's communicate() takes ``input`` one of two ways: with at
     # most one pipe and no timeout, through the stdin file object (only
@@ -269,25 +257,32 @@ def run(args, input=None, capture_output=False, timeout=None, check=False,
                             duration=duration)
 
 
-def _run_no_pipes(args, check, stdin, stdout, stderr, env, cwd):
-    """run() with no pipe and no timeout: one backend call starts the child
-    and waits for it (text/encoding/errors have nothing to decode here).
-    ``stdin``/``stdout``/``stderr`` are STDIO_* codes."""
+def _prepare(args, cwd, env):
+    """What subprocess's Popen does before its child starts, for run():
+    reap the finished (_cleanup), audit, and encode the request -- where
+    this subprocess would use os.posix_spawn, with its checks and errors.
+    Returns (args_list, filename, exe, argv, envp)."""
     if _active or _active is None:
         _cleanup()
     args_list = list(args)
     filename = args_list[0]
     sys.audit("subprocess.Popen", filename, args_list, cwd, env)
     if _posix_spawns(filename, cwd):
-        # subprocess would use os.posix_spawn: its checks and errors.
-        _, argv, envp = _posix_spawn_args(filename, args_list, env)
-        filename = os.fspath(filename)
-    else:
-        argv = encode_argv(args_list)
-        envp = None if env is None else _encode_env(env)
+        exe, argv, envp = _posix_spawn_args(filename, args_list, env)
+        return args_list, os.fspath(filename), exe, argv, envp
+    argv = encode_argv(args_list)
+    return (args_list, filename, argv[0], argv,
+            None if env is None else _encode_env(env))
+
+
+def _run_no_pipes(args, check, stdin, stdout, stderr, env, cwd):
+    """run() with no pipe and no timeout: one backend call starts the child
+    and waits for it (text/encoding/errors have nothing to decode here).
+    ``stdin``/``stdout``/``stderr`` are STDIO_* codes."""
+    args_list, filename, exe, argv, envp = _prepare(args, cwd, env)
     t0 = monotonic()
     pid, status, rusage, _, _, exc = launch_wait(
-        argv[0], argv, envp,
+        exe, argv, envp,
         stdin, stdout, stderr, None if cwd is None else fsencode(cwd), cwd,
         _FLAGS, env, filename)
     if exc is not None:

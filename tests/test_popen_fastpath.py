@@ -384,3 +384,16 @@ def test_loop_waits_in_poll_on_a_non_blocking_lone_fd(backend):
     cpu = ((after.ru_utime - before.ru_utime)
            + (after.ru_stime - before.ru_stime))
     assert cpu < 0.2, f"{cpu:.3f} s of CPU while waiting 0.4 s"
+
+
+def test_line_buffered_binary_warns_from_subprocess_as_subprocess_does():
+    """bufsize=1 without text mode: io.open's RuntimeWarning, raised where
+    subprocess's own __init__ raises it (warning filters by module)."""
+    def warned(mod):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            p = mod.Popen(["true"], stdout=PIPE, bufsize=1)
+            p.communicate()
+        return [(x.category, str(x.message), os.path.basename(x.filename))
+                for x in w]
+    assert warned(fastspawn) == warned(subprocess) != []

@@ -15,8 +15,12 @@ __all__ = ["PidfdChildWatcher", "patch", "unpatch", "patched"]
 
 _logger = logging.getLogger("asyncio")   # where asyncio's watchers log
 
+# Where this module is used (asyncio < 3.12) the watchers' base class; 3.14
+# removed the watchers, and this module then only has to import.
+_Watcher = getattr(unix_events, "AbstractChildWatcher", object)
 
-class PidfdChildWatcher(unix_events.AbstractChildWatcher):
+
+class PidfdChildWatcher(_Watcher):  # type: ignore[misc,valid-type]
     """Waits for each child through its pidfd, on the loop that started it.
 
     A child whose pidfd cannot be opened (no fd to spare, or already reaped)

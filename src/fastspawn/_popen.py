@@ -223,6 +223,12 @@ _BYPASSED = ("_get_handles", "_execute_child", "_close_pipe_fds",
              "_get_devnull")
 
 
+def _text_asked(universal_newlines, kw):
+    """Whether the call asks for text mode (subprocess's text_mode)."""
+    return bool(universal_newlines or kw.get("text") or kw.get("encoding")
+                or kw.get("errors"))
+
+
 def _kw_fast(kw):
     """Whether keyword-only arguments ``kw`` fit the fast path: only those
     this Python's Popen has, with the values the fast path handles (user,
@@ -335,7 +341,11 @@ class Popen(_StdPopen):
                 or (kw and not _kw_fast(kw))
                 or (pass_fds and not close_fds)
                 or stdin == _STDOUT or stdout == _STDOUT
-                or not self._fs_fast_class):
+                or not self._fs_fast_class
+                or (bufsize == 1 and not _text_asked(universal_newlines,
+                                                     kw))):
+            # (bufsize=1 in binary mode: io.open's RuntimeWarning then
+            # points into subprocess's __init__, as users filter it.)
             # Everything else: subprocess's own __init__ (its checks, its
             # messages, its warnings), which calls our _execute_child.
             _INIT(self, args, bufsize, executable, stdin, stdout, stderr,

@@ -83,10 +83,13 @@ make_chroot() {     # make_chroot SUITE DIR: debootstrap once, then refresh
     local suite=$1 dir=$2
     if [ ! -x "$dir/usr/bin/gcc" ]; then
         command -v debootstrap >/dev/null \
-            || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; }
+            || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; } \
+            || return 1
+        # A half-made chroot (an earlier debootstrap that failed) first.
+        rm -rf --one-file-system "$dir"
         mkdir -p "$dir"
         debootstrap --variant=minbase --include="$(packages_of "$suite")" \
-            "$suite" "$dir" "$mirror"
+            "$suite" "$dir" "$mirror" || return 1
     fi
     # Name resolution, pip's configuration and CA certificates as here
     # (after every apt-get inside: ca-certificates replaces the bundle).
@@ -164,7 +167,12 @@ for suite in "${suites[@]}"; do
     py=$(python_of "$suite")
     dir=$base/$suite
     echo "== $suite: chroot at $dir =="
-    make_chroot "$suite" "$dir"
+    if ! make_chroot "$suite" "$dir"; then
+        summary[$suite]="$suite: making the chroot FAILED"
+        status=1
+        unmount
+        continue
+    fi
     copy_checkout "$dir$work/src"
     version=$(chroot "$dir" "$py" -c 'import sys, platform; print("%s (glibc %s)" % (platform.python_version(), platform.libc_ver()[1]))')
     echo "== $suite: $version: install =="

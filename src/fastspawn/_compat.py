@@ -1,17 +1,22 @@
-"""subprocess internals that fastspawn hooks and that differ between Python
-versions, decided once, here, from the running stdlib itself.
-
-The decisions read the stdlib's own signatures, not version numbers (PyPy
-and patched builds ship their own copies of subprocess.py).
+"""subprocess internals that fastspawn hooks or mirrors and that differ
+between Python versions, decided once, here, from the running interpreter
+itself wherever it can tell (its signatures, code, flags and errors)
+rather than from version numbers (PyPy and patched builds ship their own
+subprocess.py):
 
 * ``Popen._internal_poll``'s waitpid: a ``_waitpid=`` default argument up to
   3.12, the ``waitpid`` attribute of a ``_del_safe=`` namespace from 3.13
   (CPython gh-112736 folded ``_waitpid``, ``_WNOHANG`` and ``_ECHILD`` into
   it). :func:`poll_kwargs` hands the stdlib's poll fastspawn's waitpid (a
   wait4 that keeps the child's rusage) the way this interpreter takes it.
+* fork_exec's errors for a bad fd, umask or process group (:func:`c_int`).
+* subprocess's os.posix_spawn path, taken by default from 3.13 on glibc
+  2.34+ (:func:`stdlib_posix_spawns`), and os.posix_spawn's checks and
+  errors there (:func:`posix_spawn_args`).
+* communicate()'s cast of a memoryview input (3.14, :func:`check_input`).
 
-``_posixsubprocess.fork_exec``'s positional signature is decided the same
-way in _forkexec.py, next to the only call.
+``_posixsubprocess.fork_exec``'s positional signature is decided in
+_forkexec.py, next to the only call.
 """
 import inspect
 import operator

@@ -1,11 +1,15 @@
 """``fastspawn.Popen``: subprocess.Popen on the fastspawn core.
 
-It *is* a ``subprocess.Popen`` (a subclass), so argument validation, error
-messages, stream set-up, context management and ``__del__`` are the running
-Python's own. What it replaces is the machinery underneath:
+It *is* a ``subprocess.Popen`` (a subclass): context management, repr,
+poll and the rest are the running Python's own. ``__init__`` takes a fast
+path for the common requests (what subprocess's __init__, _get_handles,
+_execute_child and _close_pipe_fds do, in one frame: same attributes, same
+errors; tests/test_popen_fastpath.py compares them with subprocess's) and
+is subprocess's own __init__ for everything else. Underneath:
 
 - ``_execute_child``: the launch layer (posix_spawn / vfork / fork only for
-  preexec_fn) instead of ``_posixsubprocess.fork_exec``, plus a pidfd;
+  preexec_fn) instead of ``_posixsubprocess.fork_exec``; a pidfd is opened
+  when first needed (_fs_get_pidfd);
 - ``_wait`` with a timeout: one poll() on the pidfd, not sleep-polling;
 - ``_communicate``: one loop in C (GIL released) reading into buffers that
   become the results without a final copy;
@@ -659,18 +663,17 @@ class Popen(_StdPopen):
 
     # ---- waiting -------------------------------------------------------------
 
-    def _fs_close_pidfd(self, _close=os.close):
+    def _fs_close_pidfd(self, _close=os.close, _GONE=_PIDFD_GONE):
         # Called from __del__ paths: only local names.
         with self._fs_lock:
             fd = self._fs_pidfd
-            self._fs_pidfd = _PIDFD_GONE
+            self._fs_pidfd = _GONE
         if fd >= 0:
             _close(fd)
 
     def _handle_exitstatus(self, sts, *args, _now=_monotonic,
                            _WIFEXITED=os.WIFEXITED,
-                           _WEXITSTATUS=os.WEXITSTATUS, _close=os.close,
-                           _GONE=_PIDFD_GONE, **kwargs):
+                           _WEXITSTATUS=os.WEXITSTATUS, **kwargs):
         # Called from __del__ paths: only local names. The commonest status
         # (an exit) without subprocess's frame; every other one (signals,
         # stops, what a version does with them) through subprocess's own.
@@ -680,11 +683,7 @@ class Popen(_StdPopen):
             super()._handle_exitstatus(sts, *args, **kwargs)
         if self._fs_t0 is not None:
             self.duration = _now() - self._fs_t0
-        with self._fs_lock:
-            fd = self._fs_pidfd
-            self._fs_pidfd = _GONE
-        if fd >= 0:
-            _close(fd)
+        self._fs_close_pidfd()
 
     # Reaping goes through wait4() so that the child's resource usage is
     # kept; subprocess reaps in _try_wait (wait) and _internal_poll (poll).

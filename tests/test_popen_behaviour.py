@@ -755,6 +755,17 @@ def test_send_signal_after_external_reap_sends_nothing(monkeypatch):
     os.waitpid(p.pid, 0)                    # the external reap
     monkeypatch.setattr(os, "kill", spy_kill)
     monkeypatch.setattr(_popen, "_pidfd_send_signal", spy_pidfd_send)
+    _signal_with_poll_blocked(p)
+    monkeypatch.undo()
+    assert kills == []
+    assert sent == [signal.SIGTERM, signal.SIGTERM, signal.SIGKILL]
+    assert p.wait() == 0        # the status is lost: subprocess's 0
+    assert p.poll() == 0
+
+
+def _signal_with_poll_blocked(p):
+    """send_signal/terminate/kill while another thread holds the waitpid
+    lock (poll() learns nothing): none may raise or set a returncode."""
     assert p._waitpid_lock.acquire(False)
     try:
         p.send_signal(signal.SIGTERM)       # must not raise
@@ -763,11 +774,6 @@ def test_send_signal_after_external_reap_sends_nothing(monkeypatch):
         assert p.returncode is None
     finally:
         p._waitpid_lock.release()
-    monkeypatch.undo()
-    assert kills == []
-    assert sent == [signal.SIGTERM, signal.SIGTERM, signal.SIGKILL]
-    assert p.wait() == 0        # the status is lost: subprocess's 0
-    assert p.poll() == 0
 
 
 def test_send_signal_after_external_reap_plain():
@@ -821,14 +827,7 @@ def test_send_signal_after_external_reap_before_any_pidfd(monkeypatch):
     monkeypatch.setattr(os, "kill", lambda *a: kills.append(a))
     monkeypatch.setattr(_popen, "_pidfd_send_signal",
                         lambda *a: sent.append(a))
-    assert p._waitpid_lock.acquire(False)
-    try:
-        p.send_signal(signal.SIGTERM)
-        p.terminate()
-        p.kill()
-        assert p.returncode is None
-    finally:
-        p._waitpid_lock.release()
+    _signal_with_poll_blocked(p)
     monkeypatch.undo()
     assert kills == [] and sent == []
     assert p._fs_pidfd == _popen._PIDFD_GONE

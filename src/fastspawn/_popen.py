@@ -316,11 +316,7 @@ class Popen(_StdPopen):
                 if hasattr(self, "_devnull"):
                     made.append(self._devnull)
                     del self._devnull
-                for fd in made:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
+                _close_quietly(made)
                 raise
             return (p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite)
 

@@ -22,7 +22,7 @@ PKG_DIR = os.path.dirname(os.path.abspath(fastspawn.__file__))
 
 # Lowest first. A module may import modules of its own layer or below.
 LAYERS = [
-    ("constants", {"_constants", "_contract"}),
+    ("constants", {"_constants", "_request", "_contract"}),
     ("backend", {"_compat", "_forkexec", "_comm_py", "_spawn_py", "_spawn_c",
                  "_backend"}),
     ("launch", {"_encode", "_execpath", "_launch", "_procwait",
